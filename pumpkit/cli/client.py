@@ -1,0 +1,306 @@
+"""The client of a running job: logging mode (log lines and a progress line) and the
+interactive mode of expdp/impdp (``Export>``), entered with Ctrl-C or ``pumpkit attach``.
+
+Commands (case does not matter): STATUS[=seconds], STOP_JOB[=IMMEDIATE],
+START_JOB[=SKIP_CURRENT], KILL_JOB, PARALLEL=n, ADD_FILE=name, FILESIZE=size,
+CONTINUE_CLIENT, EXIT_CLIENT, HELP. On a terminal they are typed at the prompt; when
+standard input is not a terminal they are read from it line by line, and its end is
+EXIT_CLIENT.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+
+from pumpkit.cli.exitcodes import ExitCode
+from pumpkit.core.parameters import parse_size
+from pumpkit.core.states import JobState
+from pumpkit.core.status import Status, StatusMask
+from pumpkit.engine.session import Session
+from pumpkit.errors import PumpkitError
+
+__all__ = ("Client", "exit_code_for", "progress_line")
+
+HELP = """\
+The following commands are valid while in interactive mode.
+Note: abbreviations are not allowed.
+
+ADD_FILE=name       Add a dump file to the dump-file set (export).
+CONTINUE_CLIENT     Return to logging mode. The job is restarted if it is idle.
+EXIT_CLIENT         Quit the client session and leave the job running.
+FILESIZE=size       Default size of files added with ADD_FILE (e.g. 2GB).
+HELP                Summarize the interactive commands.
+KILL_JOB            Detach and delete the job (its control table; an export's dump files).
+PARALLEL=n          Change the number of active workers of the job.
+START_JOB[=SKIP_CURRENT]  Start or resume the job; SKIP_CURRENT skips what was in progress.
+STATUS[=seconds]    Show the job's status now (and every so many seconds in logging mode).
+STOP_JOB[=IMMEDIATE]  Stop the job in order (workers finish their granule), or at once.
+"""
+_PROGRESS_INTERVAL = 0.5
+
+
+def exit_code_for(status: Status) -> ExitCode:
+    """COMPLETED -> 0 (5 with errors); STOPPED by request -> 6; stopped by an error -> 1."""
+    if status.state == JobState.COMPLETED.value:
+        return ExitCode.COMPLETED_WITH_ERRORS if status.error_count else ExitCode.OK
+    if status.errors:
+        return ExitCode.FAULT
+    return ExitCode.STOPPED
+
+
+def progress_line(status: Status, elapsed: float) -> str:
+    """``[ 42%] executing, objects 3/10, rows 1,234/2,000, 12.3 MB, 4.5 MB/s, ETA 0:00:12``."""
+    rate = status.completed_bytes / elapsed if elapsed > 0 else 0.0
+    left = ""
+    if 0 < status.percent_done < 100 and elapsed > 1:
+        remaining = int(elapsed * (100 - status.percent_done) / status.percent_done)
+        left = f", ETA {remaining // 3600}:{remaining % 3600 // 60:02d}:{remaining % 60:02d}"
+    return (
+        f"[{status.percent_done:3.0f}%] {status.state.lower()}, objects"
+        f" {status.completed_objects}/{status.total_objects}, rows"
+        f" {status.completed_rows:,}/{status.total_rows:,}, {status.completed_bytes / 1e6:.1f} MB,"
+        f" {rate / 1e6:.1f} MB/s{left}"
+    )
+
+
+def status_report(status: Status) -> str:
+    lines = [
+        f"Job: {status.job_name}",
+        f"  Operation: {status.operation}  Mode: {status.job_mode}  State: {status.state}",
+        f"  Degree: {status.degree}  Restarts: {status.restart_count}  Errors: {status.error_count}",
+        f"  Done: {status.percent_done:.0f}%  objects {status.completed_objects}/{status.total_objects}"
+        f"  rows {status.completed_rows:,}/{status.total_rows:,}"
+        f"  bytes {status.completed_bytes:,}",
+    ]
+    for f in status.files:
+        limit = f" (max {f.max_size:,})" if f.max_size else ""
+        lines.append(f"  {f.file_type} file: {f.file_name}, {f.size:,} bytes{limit}")
+    for w in status.workers:
+        doing = (
+            f" {w.object_type} {w.object_name} {w.partition_name or ''}".rstrip()
+            if w.object_name
+            else ""
+        )
+        lines.append(f"  {w.name}: {w.state}{doing}")
+    return "\n".join(lines)
+
+
+class Client:
+    """One attached client; ``run`` returns the exit code."""
+
+    def __init__(
+        self,
+        session: Session,
+        handle: int,
+        *,
+        prompt: str,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        stdin: TextIO = sys.stdin,
+        show_progress: bool | None = None,
+        foreground: bool = False,
+    ) -> None:
+        self.session = session
+        self.handle = handle
+        self.job_name = session.job_name(handle)
+        self.prompt = prompt
+        self.out = out
+        self.err = err
+        self.stdin = stdin
+        self.interactive_input = stdin.isatty()
+        self.show_progress = err.isatty() if show_progress is None else show_progress
+        self.foreground = foreground
+        self.filesize: str | None = None
+        self.status_every: float | None = None
+        self._interrupted = anyio.Event()
+        self._printed = 0
+
+    # -- the loop
+
+    async def run(self, *, interactive_first: bool = False) -> int:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals, tg.cancel_scope)
+            code = await self._loop(interactive_first)
+            tg.cancel_scope.cancel()
+        return int(code)
+
+    async def _watch_signals(self, _: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT) as signals:
+            async for _signal in signals:
+                self._interrupted.set()
+
+    async def _loop(self, interactive: bool) -> ExitCode:
+        while True:
+            if not interactive:
+                ended = await self.logging_mode()
+                if ended is not None:
+                    return ended
+            action = await self.interactive_mode()
+            if isinstance(action, ExitCode):
+                return action
+            interactive = False
+
+    # -- logging mode
+
+    async def logging_mode(self) -> ExitCode | None:
+        """Log lines and progress until the job ends (its exit code) or Ctrl-C (None)."""
+        self._interrupted = anyio.Event()
+        started = time.monotonic()
+        last_report = time.monotonic()
+        while not self._interrupted.is_set():
+            try:
+                status = await self.session.get_status(
+                    self.handle, StatusMask.ALL, timeout=_PROGRESS_INTERVAL
+                )
+            except PumpkitError:
+                return await self._finish()
+            self._clear_progress()
+            self._print_lines(status.log_lines)
+            if self.status_every and time.monotonic() - last_report >= self.status_every:
+                last_report = time.monotonic()
+                print(status_report(status), file=self.out, flush=True)
+            if status.state in (JobState.COMPLETED.value, JobState.STOPPED.value):
+                return await self._finish()
+            if self.show_progress:
+                self.err.write(progress_line(status, time.monotonic() - started))
+                self.err.flush()
+        self._clear_progress()
+        return None
+
+    def _clear_progress(self) -> None:
+        if self.show_progress:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+
+    def _print_lines(self, lines: tuple[str, ...]) -> None:
+        for line in lines:
+            print(line, file=self.out, flush=True)
+        self._printed += len(lines)
+
+    async def _finish(self) -> ExitCode:
+        final = await self.session.final_status(self.job_name)
+        self._print_lines(final.log_lines[self._printed :])
+        await self.session.release(self.handle)
+        return exit_code_for(final)
+
+    # -- interactive mode
+
+    async def _read_line(self, prompt: str) -> str | None:
+        def read() -> str | None:
+            if self.interactive_input:
+                try:
+                    return input(prompt)
+                except EOFError:
+                    return None
+            line = self.stdin.readline()
+            return None if line == "" else line.rstrip("\n")
+
+        return await anyio.to_thread.run_sync(read, abandon_on_cancel=True)
+
+    async def interactive_mode(self) -> ExitCode | str:
+        """Read and obey commands; returns an exit code, or ``"continue"`` for logging mode."""
+        while True:
+            line = await self._read_line(f"{self.prompt}> ")
+            if line is None:
+                return await self._exit_client()
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                result = await self.obey(line)
+            except PumpkitError as exc:
+                print(f"{self.prompt}: {exc}", file=self.out, flush=True)
+                continue
+            if result is not None:
+                return result
+
+    async def _confirm(self, question: str) -> bool:
+        answer = await self._read_line(f"{question} ([yes]/no): ")
+        return answer is None or answer.strip().lower() in ("", "y", "yes")
+
+    async def obey(self, line: str) -> ExitCode | str | None:
+        name, _, value = line.partition("=")
+        command = name.strip().upper()
+        value = value.strip()
+        if command == "HELP":
+            print(HELP, file=self.out, end="", flush=True)
+        elif command == "STATUS":
+            if value:
+                self.status_every = float(value)
+            status = await self.session.final_status(self.job_name)
+            print(status_report(status), file=self.out, flush=True)
+        elif command == "PARALLEL":
+            await self.session.set_parallel(self.handle, int(value))
+            print(f"Degree of parallelism set to {int(value)}", file=self.out, flush=True)
+        elif command == "FILESIZE":
+            parse_size(value)
+            self.filesize = value
+        elif command == "ADD_FILE":
+            directory = await self._directory()
+            for name_ in value.split(","):
+                await self.session.add_file(self.handle, name_.strip(), directory, self.filesize)
+                print(f"Dump file {name_.strip()} added", file=self.out, flush=True)
+        elif command == "STOP_JOB":
+            immediate = value.upper() == "IMMEDIATE"
+            if not await self._confirm("Are you sure you wish to stop this job"):
+                return None
+            await self.session.stop_job(self.handle, immediate=immediate)
+            final = await self.session.final_status(self.job_name)
+            self._print_lines(final.log_lines[self._printed :])
+            code = exit_code_for(final)
+            if code == ExitCode.STOPPED:
+                print(
+                    f"Job {self.job_name} stopped; restart it with `pumpkit attach {self.job_name}`",
+                    file=self.out,
+                    flush=True,
+                )
+            return code
+        elif command == "KILL_JOB":
+            if not await self._confirm("Are you sure you wish to stop this job and delete it"):
+                return None
+            await self.session.stop_job(self.handle, keep_master=False)
+            print(f"Job {self.job_name} killed", file=self.out, flush=True)
+            return ExitCode.STOPPED
+        elif command == "START_JOB":
+            skip = value.upper() == "SKIP_CURRENT"
+            await self.session.start_job(self.handle, skip_current=skip, detached=True)
+            print(f"Job {self.job_name} started", file=self.out, flush=True)
+        elif command == "CONTINUE_CLIENT":
+            if await self.session.state(self.handle) == JobState.IDLING:
+                await self.session.start_job(self.handle, detached=True)
+            return "continue"
+        elif command == "EXIT_CLIENT":
+            return await self._exit_client()
+        else:
+            print(
+                f"{self.prompt}: unknown command {command!r}; HELP lists them",
+                file=self.out,
+                flush=True,
+            )
+        return None
+
+    async def _exit_client(self) -> ExitCode:
+        if self.foreground and await self.session.state(self.handle) == JobState.EXECUTING:
+            print(
+                f"Job {self.job_name} runs in this process (--foreground): leaving stops it",
+                file=self.out,
+                flush=True,
+            )
+            await self.session.stop_job(self.handle, immediate=True)
+            return ExitCode.STOPPED
+        await self.session.release(self.handle)
+        print(f"Client detached; job {self.job_name} goes on", file=self.out, flush=True)
+        return ExitCode.OK
+
+    async def _directory(self) -> str:
+        status = await self.session.final_status(self.job_name)
+        for f in status.files:
+            if f.file_type == "DUMP":
+                return str(Path(f.file_name).parent)
+        return "."

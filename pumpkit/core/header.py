@@ -1,0 +1,316 @@
+"""The dump file header: layout, magic, checksum and version gate.
+
+Theory of operation: every file of a dump-file set opens with one fixed-size header
+(``HEADER_SIZE`` bytes). A fixed binary prefix holds what a reader needs before it can trust
+anything else (magic, version, sizes, flags, the file's place in its set, where the index and
+the control table are); a msgpack map (the *body*) holds the descriptive facts, so a later
+minor version can add facts without moving anything. The last four bytes are a CRC-32 of all
+bytes before them, padding included, so any change to a header is detected. The writer
+rewrites the header in place when it closes the file (and at checkpoints), which is why its
+size never changes. ``formats/dumpfile.md`` is the normative description; this module is
+its one implementation. Pure: bytes in, values out; no files.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from enum import IntFlag
+
+import msgspec
+
+from pumpkit.core.buffers import Buffer
+from pumpkit.core.checksum import crc32
+from pumpkit.errors import (
+    CorruptDumpError,
+    NotADumpFileError,
+    UnsupportedFeatureError,
+    UnsupportedVersionError,
+)
+
+__all__ = (
+    "FORMAT_MAJOR",
+    "FORMAT_MINOR",
+    "HEADER_SIZE",
+    "MAGIC",
+    "MAX_CREATED_US",
+    "MIN_CREATED_US",
+    "FileHeader",
+    "HeaderBody",
+    "HeaderFlags",
+    "decode_header",
+    "encode_header",
+    "is_dump_magic",
+)
+
+#: ``\x89 P K D \r \n \x1a \n``: the high first byte catches 7-bit channels, ``PKD`` names
+#: the format, CR LF catches line-ending conversion, ^Z stops DOS ``type``, LF catches the
+#: reverse conversion (the PNG trick).
+MAGIC = b"\x89PKD\r\n\x1a\n"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 1
+HEADER_SIZE = 4096
+
+# The fixed prefix, little-endian; offsets are the spec's.
+_PREFIX = struct.Struct("<8sHHIII16sqQQQII")
+PREFIX_SIZE = _PREFIX.size  # 80
+_CRC = struct.Struct("<I")
+_MIN_HEADER_SIZE = 512
+#: The creation time's range, in microseconds from 1970: years 1 to 9999, as ISO 8601 has.
+MIN_CREATED_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+MAX_CREATED_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
+_MAX_HEADER_SIZE = 65536
+
+OFFSET_VERSION = 8
+OFFSET_HEADER_SIZE = 12
+OFFSET_FLAGS = 16
+OFFSET_FILE_NUMBER = 20
+OFFSET_CREATED = 40
+OFFSET_DATA_END = 48
+OFFSET_INDEX = 56
+OFFSET_CONTROL = 64
+OFFSET_BODY_LENGTH = 72
+OFFSET_RESERVED = 76
+OFFSET_BODY = PREFIX_SIZE
+
+
+class HeaderFlags(IntFlag):
+    """Header flag bits. Bits 2-15 are reserved must-understand, bits 16-31 reserved ignorable."""
+
+    CLEAN_CLOSE = 1 << 0
+    CONTROL_TABLE = 1 << 1
+    ENCRYPTED = 1 << 2  # format 1.1: frames may be encrypted; a 1.0 reader refuses the file
+
+
+_KNOWN_FLAGS = int(HeaderFlags.CLEAN_CLOSE | HeaderFlags.CONTROL_TABLE | HeaderFlags.ENCRYPTED)
+_MUST_UNDERSTAND = 0x0000FFFF & ~_KNOWN_FLAGS
+_IGNORABLE = 0xFFFF0000
+
+
+class HeaderBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
+    """The descriptive facts of a file, stored as a msgpack map (unknown keys are ignored)."""
+
+    job_name: str = ""
+    operation: str = ""
+    job_mode: str = ""
+    producer: str = "pumpkit"
+    producer_version: str = ""
+    platform: str = ""
+    source_engine: str = ""
+    source_version: str = ""
+    charset: str = "UTF-8"
+    compression: str = "none"
+    compression_level: int = 0
+    metadata_compressed: bool = False
+    data_compressed: bool = False
+    encryption: str = "none"
+    set_file_count: int = 0
+    set_files: tuple[str, ...] = ()
+    # Format 1.1: password encryption (section 3.4 of formats/dumpfile.md).
+    encryption_scope: str = ""
+    kdf: str = ""
+    kdf_salt: bytes = b""
+    kdf_n: int = 0
+    kdf_r: int = 0
+    kdf_p: int = 0
+    key_check: bytes = b""
+
+
+class FileHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """A decoded header: the fixed prefix's fields and the body."""
+
+    major: int = FORMAT_MAJOR
+    minor: int = FORMAT_MINOR
+    header_size: int = HEADER_SIZE
+    flags: int = 0
+    file_number: int = 1
+    guid: bytes = b"\x00" * 16
+    created_us: int = 0
+    data_end: int = 0
+    index_position: int = 0
+    control_position: int = 0
+    body: HeaderBody = HeaderBody()
+
+    @property
+    def clean_close(self) -> bool:
+        return bool(self.flags & HeaderFlags.CLEAN_CLOSE)
+
+    @property
+    def holds_control_table(self) -> bool:
+        return bool(self.flags & HeaderFlags.CONTROL_TABLE)
+
+    @property
+    def guid_hex(self) -> str:
+        return str(uuid.UUID(bytes=self.guid))
+
+
+_body_encoder = msgspec.msgpack.Encoder()
+_body_decoder = msgspec.msgpack.Decoder(HeaderBody)
+
+
+def is_dump_magic(data: Buffer) -> bool:
+    """True when ``data`` starts with the pumpkit magic."""
+    return bytes(memoryview(data)[: len(MAGIC)]) == MAGIC
+
+
+def encode_header(header: FileHeader) -> bytes:
+    """The ``header.header_size`` bytes of ``header``, checksum included.
+
+    Raises ``ValueError`` when the body does not fit or a field is out of range: that is a
+    writer's bug, never a reader's concern.
+    """
+    body = _body_encoder.encode(header.body)
+    size = header.header_size
+    if len(body) > size - PREFIX_SIZE - _CRC.size:
+        raise ValueError(f"header body of {len(body)} bytes does not fit a {size}-byte header")
+    if len(header.guid) != 16:
+        raise ValueError("a job GUID is 16 bytes")
+    if header.flags & ~_KNOWN_FLAGS:
+        raise ValueError(f"unknown header flags {header.flags:#x}")
+    if not MIN_CREATED_US <= header.created_us < MAX_CREATED_US:
+        raise ValueError(f"creation time {header.created_us} us is outside years 1-9999")
+    buf = bytearray(size)
+    _PREFIX.pack_into(
+        buf,
+        0,
+        MAGIC,
+        header.major,
+        header.minor,
+        size,
+        header.flags,
+        header.file_number,
+        header.guid,
+        header.created_us,
+        header.data_end,
+        header.index_position,
+        header.control_position,
+        len(body),
+        0,
+    )
+    buf[PREFIX_SIZE : PREFIX_SIZE + len(body)] = body
+    _CRC.pack_into(buf, size - _CRC.size, crc32(memoryview(buf)[: size - _CRC.size]))
+    return bytes(buf)
+
+
+def decode_header(data: Buffer) -> FileHeader:
+    """Decode and check the header at the start of ``data`` (bytes, bytearray, memoryview).
+
+    ``data`` may be longer than the header. Offsets in errors are from the start of ``data``.
+
+    Raises:
+        NotADumpFileError: ``data`` does not start with the magic (empty included).
+        UnsupportedVersionError: a newer major version (offset 8).
+        UnsupportedFeatureError: a must-understand flag bit this reader does not know.
+        CorruptDumpError: truncation, a bad checksum, a bad field; the offset names it.
+    """
+    view = memoryview(data).cast("B")
+    n = len(view)
+    if n == 0:
+        raise NotADumpFileError("empty file: no pumpkit magic", offset=0)
+    head = bytes(view[: len(MAGIC)])
+    if head != MAGIC[: len(head)]:
+        raise NotADumpFileError("not a pumpkit dump file (no pumpkit magic)", offset=0)
+    if n < PREFIX_SIZE:
+        raise CorruptDumpError(
+            f"file ends at offset {n}, inside the {HEADER_SIZE}-byte header", offset=n
+        )
+    (
+        _magic,
+        major,
+        minor,
+        size,
+        flags,
+        file_number,
+        guid,
+        created_us,
+        data_end,
+        index_position,
+        control_position,
+        body_length,
+        reserved,
+    ) = _PREFIX.unpack_from(view, 0)
+    if major > FORMAT_MAJOR:
+        raise UnsupportedVersionError(
+            f"format version {major}.{minor} is newer than this reader's "
+            f"{FORMAT_MAJOR}.{FORMAT_MINOR}; a newer pumpkit is needed",
+            offset=OFFSET_VERSION,
+        )
+    if major == 0:
+        raise CorruptDumpError("format major version 0 does not exist", offset=OFFSET_VERSION)
+    if not (_MIN_HEADER_SIZE <= size <= _MAX_HEADER_SIZE) or size % _MIN_HEADER_SIZE:
+        raise CorruptDumpError(
+            f"header size {size} is not a multiple of 512 between 512 and 65536",
+            offset=OFFSET_HEADER_SIZE,
+        )
+    if n < size:
+        raise CorruptDumpError(f"file ends at offset {n}, inside the {size}-byte header", offset=n)
+    stored_crc = _CRC.unpack_from(view, size - _CRC.size)[0]
+    actual_crc = crc32(view[: size - _CRC.size])
+    if stored_crc != actual_crc:
+        raise CorruptDumpError(
+            f"header checksum mismatch (stored {stored_crc:#010x}, computed {actual_crc:#010x}):"
+            f" the {size}-byte header is damaged",
+            offset=size - _CRC.size,
+        )
+    if flags & _MUST_UNDERSTAND:
+        raise UnsupportedFeatureError(
+            f"header flags {flags & _MUST_UNDERSTAND:#x} are must-understand bits this reader"
+            " does not know",
+            offset=OFFSET_FLAGS,
+        )
+    if flags & _IGNORABLE and minor <= FORMAT_MINOR:
+        raise CorruptDumpError(
+            f"reserved header flags {flags & _IGNORABLE:#x} are set", offset=OFFSET_FLAGS
+        )
+    if not MIN_CREATED_US <= created_us < MAX_CREATED_US:
+        raise CorruptDumpError(
+            f"creation time {created_us} us is outside years 1-9999", offset=OFFSET_CREATED
+        )
+    if file_number == 0:
+        raise CorruptDumpError("file number 0 (numbers start at 1)", offset=OFFSET_FILE_NUMBER)
+    for value, offset, name in (
+        (data_end, OFFSET_DATA_END, "data end"),
+        (index_position, OFFSET_INDEX, "index position"),
+        (control_position, OFFSET_CONTROL, "control table position"),
+    ):
+        if value and value < size:
+            raise CorruptDumpError(f"{name} {value} lies inside the header", offset=offset)
+    if index_position and data_end and index_position >= data_end:
+        raise CorruptDumpError(
+            f"index position {index_position} is not before data end {data_end}",
+            offset=OFFSET_INDEX,
+        )
+    if bool(control_position) != bool(flags & HeaderFlags.CONTROL_TABLE):
+        raise CorruptDumpError(
+            "control-table flag and control-table position disagree", offset=OFFSET_CONTROL
+        )
+    if reserved:
+        raise CorruptDumpError("reserved field is not zero", offset=OFFSET_RESERVED)
+    if body_length > size - PREFIX_SIZE - _CRC.size:
+        raise CorruptDumpError(
+            f"header body length {body_length} does not fit the header",
+            offset=OFFSET_BODY_LENGTH,
+        )
+    padding = view[PREFIX_SIZE + body_length : size - _CRC.size]
+    if any(padding):
+        first = next(i for i, b in enumerate(padding) if b)
+        raise CorruptDumpError(
+            "header padding is not zero", offset=PREFIX_SIZE + body_length + first
+        )
+    try:
+        body = _body_decoder.decode(view[PREFIX_SIZE : PREFIX_SIZE + body_length])
+    except msgspec.DecodeError as exc:
+        raise CorruptDumpError(f"header body is not valid: {exc}", offset=OFFSET_BODY) from None
+    return FileHeader(
+        major=major,
+        minor=minor,
+        header_size=size,
+        flags=flags,
+        file_number=file_number,
+        guid=bytes(guid),
+        created_us=created_us,
+        data_end=data_end,
+        index_position=index_position,
+        control_position=control_position,
+        body=body,
+    )

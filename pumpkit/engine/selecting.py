@@ -1,0 +1,209 @@
+"""A job's selection applied to what it moves: the catalog an export plans from, the control
+rows an import replays, the names remaps give, and REMAP_DATA's functions over batches.
+
+The decisions themselves are pure (``pumpkit.core.selection``, ``pumpkit.core.ddl``); this
+module reads them out of the control table and applies them to catalog objects and rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from pumpkit.core import ddl
+from pumpkit.core.selection import Candidate, Selection, build_selection
+from pumpkit.engine.modules import load_object
+from pumpkit.errors import PumpkitError, UsageError
+from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef
+from pumpkit.io.store import ControlRow
+
+__all__ = (
+    "BatchRemap",
+    "batch_remap",
+    "filter_entries",
+    "job_selection",
+    "remap_object",
+    "remap_table",
+    "select_catalog",
+    "select_rows",
+)
+
+
+def filter_entries(rows: Iterable[ControlRow]) -> list[tuple[str, object, str | None]]:
+    """The stored filter calls ``(KIND:NAME, value, target)`` in the order they were made."""
+    entries = []
+    for r in sorted(rows, key=lambda r: r.duplicate):
+        value: object = None
+        if r.value_t is not None and r.value_t.startswith("json:"):
+            value = msgspec.json.decode(r.value_t[5:])
+        entries.append((r.name or "", value, r.object_name))
+    return entries
+
+
+def job_selection(filter_rows: Iterable[ControlRow], parameters: dict[str, Any]) -> Selection:
+    return build_selection(
+        filter_entries(filter_rows), content=str(parameters.get("CONTENT") or "ALL")
+    )
+
+
+# --- export: the catalog ----------------------------------------------------------------------
+
+
+def select_catalog(catalog: Catalog, selection: Selection) -> tuple[Catalog, set[str]]:
+    """The catalog without what the selection leaves out, and the tables whose rows move."""
+    candidates = [Candidate("TABLE", t.schema, t.name, t.name) for t in catalog.tables]
+    candidates += [Candidate("TABLE_DATA", t.schema, t.name, t.name) for t in catalog.tables]
+    candidates += [Candidate(o.object_type, o.schema, o.name, o.table) for o in catalog.objects]
+    keep = selection.keeps(candidates)
+    n = len(catalog.tables)
+    tables = tuple(t for t, k in zip(catalog.tables, keep[:n], strict=True) if k)
+    with_rows = {t.name for t, k in zip(catalog.tables, keep[n : 2 * n], strict=True) if k}
+    objects = tuple(o for o, k in zip(catalog.objects, keep[2 * n :], strict=True) if k)
+    # Data without its table cannot be: CONTENT=DATA_ONLY still records the definitions that
+    # describe the rows (an import creates a missing table from them).
+    kept = {t.name for t in tables}
+    tables = tables + tuple(t for t in catalog.tables if t.name in with_rows and t.name not in kept)
+    return msgspec.structs.replace(catalog, tables=tables, objects=objects), with_rows
+
+
+# --- import: the control rows -----------------------------------------------------------------
+
+
+def select_rows(rows: Sequence[ControlRow], selection: Selection) -> list[ControlRow]:
+    """The import's control rows the selection keeps (a TABLE row stays when its data does:
+    it describes the rows, even when CONTENT=DATA_ONLY leaves its DDL alone)."""
+    candidates = [
+        Candidate(
+            r.object_type,
+            r.object_schema or "main",
+            r.object_name or "",
+            (r.object_name if r.object_type in ("TABLE", "TABLE_DATA") else r.base_object_name)
+            or "",
+        )
+        for r in rows
+    ]
+    keep = selection.keeps(candidates)
+    with_rows = {
+        r.object_name
+        for r, k in zip(rows, keep, strict=True)
+        if k and r.object_type == "TABLE_DATA"
+    }
+    return [
+        r
+        for r, k in zip(rows, keep, strict=True)
+        if k or (r.object_type == "TABLE" and r.object_name in with_rows)
+    ]
+
+
+# --- remaps -----------------------------------------------------------------------------------
+
+
+def remap_table(table: TableDef, selection: Selection) -> TableDef:
+    """The table under its REMAP_TABLE/REMAP_SCHEMA name, its DDL rewritten to match (and
+    without storage clauses under OMIT_STORAGE)."""
+    new = selection.remapped_table(table.name)
+    sql = table.ddl
+    if new != table.name:
+        sql = ddl.rename_created(sql, new)
+    if selection.transform("OMIT_STORAGE"):
+        sql = ddl.omit_storage(sql)
+    return msgspec.structs.replace(
+        table,
+        name=new,
+        schema=selection.remapped_schema(table.schema),
+        ddl=sql,
+        without_rowid=table.without_rowid and not selection.transform("OMIT_STORAGE"),
+    )
+
+
+def remap_object(obj: ObjectDef, selection: Selection) -> ObjectDef:
+    """An index, trigger or sequence value follows its remapped table; with RENAME_INDEXES (on
+    by default) an index or trigger is renamed with it, so that both copies can live in one
+    database: the old table name in its name becomes the new one, else it gets the new name
+    as a prefix."""
+    schema = selection.remapped_schema(obj.schema)
+    if not obj.table or obj.object_type == "VIEW":
+        return msgspec.structs.replace(obj, schema=schema)
+    new_table = selection.remapped_table(obj.table)
+    if new_table == obj.table:
+        return msgspec.structs.replace(obj, schema=schema)
+    name, sql = obj.name, obj.ddl
+    if obj.object_type == "SEQUENCE":
+        name = new_table
+    elif sql:
+        sql = ddl.retarget_on(sql, new_table)
+        if selection.transform("RENAME_INDEXES", 1):
+            name = _renamed(obj.name, obj.table, new_table)
+            sql = ddl.rename_created(sql, name)
+    return msgspec.structs.replace(obj, schema=schema, table=new_table, name=name, ddl=sql)
+
+
+def _renamed(name: str, old_table: str, new_table: str) -> str:
+    at = name.casefold().find(old_table.casefold())
+    if at >= 0:
+        return name[:at] + new_table + name[at + len(old_table) :]
+    return f"{new_table}_{name}"
+
+
+# --- REMAP_DATA -------------------------------------------------------------------------------
+
+Rows = list[tuple[Any, ...]]
+
+
+def batch_remap(function: Callable[[list[Any]], list[Any]]) -> Callable[[list[Any]], list[Any]]:
+    """Mark a REMAP_DATA function as taking a whole batch column (a list of values) and
+    returning a list of as many values; unmarked functions are called once per value."""
+    function.pumpkit_batch = True  # type: ignore[attr-defined]
+    return function
+
+
+class BatchRemap:
+    """REMAP_DATA of one table: ``column -> function``, applied to batches of rows."""
+
+    def __init__(self, table: str, columns: Sequence[str], functions: dict[str, str]) -> None:
+        self.table = table
+        self._plan: list[tuple[int, str, Callable[..., Any], bool]] = []
+        folded = [c.casefold() for c in columns]
+        for column, spec in functions.items():
+            if column.casefold() not in folded:
+                raise UsageError(
+                    f"REMAP_DATA names column {column!r} of table {table!r}, which it does not"
+                    f" have (columns: {', '.join(columns)})"
+                )
+            function = load_object(spec)
+            if not callable(function):
+                raise UsageError(f"REMAP_DATA {spec!r} is not a function")
+            batch = bool(getattr(function, "pumpkit_batch", False))
+            self._plan.append((folded.index(column.casefold()), spec, function, batch))
+
+    def __bool__(self) -> bool:
+        return bool(self._plan)
+
+    def __call__(self, rows: Rows) -> Rows:
+        if not self._plan or not rows:
+            return rows
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        for index, spec, function, batch in self._plan:
+            values = columns[index]
+            try:
+                out = function(values) if batch else [function(v) for v in values]
+            except PumpkitError:
+                raise
+            except Exception as exc:
+                raise UsageError(
+                    f"REMAP_DATA {spec} failed on table {self.table!r}: {type(exc).__name__}: {exc}"
+                ) from None
+            if not isinstance(out, list) or len(out) != len(values):
+                raise UsageError(
+                    f"REMAP_DATA {spec} on table {self.table!r} must return a list of"
+                    f" {len(values)} values"
+                )
+            columns[index] = out
+        return list(zip(*columns, strict=True))
+
+
+def remapper(table: TableDef, selection: Selection) -> BatchRemap | None:
+    functions = selection.data_remaps(table.name)
+    return BatchRemap(table.name, table.columns, functions) if functions else None

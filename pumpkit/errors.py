@@ -1,0 +1,180 @@
+"""Every error pumpkit raises, in one flat module.
+
+One root, :class:`PumpkitError`; its direct subclasses say whose fault it is:
+
+- :class:`DumpError` — the bytes of a dump file are not what the format allows (damage,
+  truncation, a newer major version, files of two sets mixed). It carries the file and the
+  byte offset of the fault.
+- :class:`UsageError` — the caller asked for something that cannot be (a bad argument value,
+  an unknown handle).
+- :class:`BadStateError` — the call is fine but not in the job's current state.
+- :class:`StoreError` — the control store (where jobs are recorded) failed or is incoherent.
+- :class:`ConnectorError` — the source or target database refused or failed; names the table
+  and column where known.
+- :class:`InmodError` — a user input module broke the INMOD protocol.
+- :class:`DumpSetFullError` — no file of a dump-file set can take more bytes.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "BadStateError",
+    "ConnectorError",
+    "CorruptDumpError",
+    "DumpError",
+    "DumpSetFullError",
+    "EncryptedError",
+    "FileAccessError",
+    "IncompleteSetError",
+    "InmodError",
+    "InvalidArgumentError",
+    "InvalidHandleError",
+    "InvalidStateError",
+    "NotADumpFileError",
+    "PumpkitError",
+    "StoreError",
+    "UnsupportedFeatureError",
+    "UnsupportedVersionError",
+    "UsageError",
+)
+
+
+class PumpkitError(Exception):
+    """The root of every error pumpkit raises on purpose."""
+
+
+# --- the dump file's fault -------------------------------------------------------------------
+
+
+class DumpError(PumpkitError):
+    """The bytes of a dump file are not what the format allows.
+
+    ``path`` is the file (``None`` when the bytes came from memory) and ``offset`` the byte
+    offset of the fault from the start of that file (``None`` when it concerns the whole file
+    or set). ``reason`` is the fault without the location.
+    """
+
+    def __init__(self, reason: str, *, path: str | None = None, offset: int | None = None):
+        self.reason = reason
+        self.path = path
+        self.offset = offset
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        return ": ".join([*where, self.reason])
+
+    def located(self, path: str | None, base: int = 0) -> DumpError:
+        """The same error, placed in ``path`` with its offset moved by ``base``."""
+        offset = None if self.offset is None else self.offset + base
+        error = type(self).__new__(type(self))
+        DumpError.__init__(error, self.reason, path=path or self.path, offset=offset)
+        return error
+
+
+class EncryptedError(DumpError):
+    """The set is encrypted and no password was given, or the password is not the one it
+    was written with (the header's key check says so before any frame is read)."""
+
+
+class CorruptDumpError(DumpError):
+    """A checksum, length, magic or field is wrong, or the file ends too early."""
+
+
+class NotADumpFileError(DumpError):
+    """The file does not start with the pumpkit magic: it is not a dump file at all."""
+
+
+class UnsupportedVersionError(DumpError):
+    """The file was written by a newer major version of the format."""
+
+
+class UnsupportedFeatureError(DumpError):
+    """The file uses a must-understand feature (a flag bit, a frame encoding) this reader lacks."""
+
+
+class IncompleteSetError(DumpError):
+    """A dump-file set has a file missing, twice, or from another set."""
+
+
+# --- the caller's fault ----------------------------------------------------------------------
+
+
+class UsageError(PumpkitError):
+    """The call itself is wrong, whatever the job's state."""
+
+
+class InvalidArgumentError(UsageError, ValueError):
+    """An argument has a value that is not allowed; the message names it and the allowed ones."""
+
+
+class FileAccessError(UsageError):
+    """A named file cannot be opened as asked (missing, a directory, no permission, exists)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class InvalidHandleError(UsageError):
+    """The integer handle is not one this session made (or it was detached)."""
+
+
+# --- the job's state -------------------------------------------------------------------------
+
+
+class BadStateError(PumpkitError):
+    """The call is valid in general but not now."""
+
+
+class InvalidStateError(BadStateError):
+    """A procedure was called in a job state where Table 6-1 does not allow it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        procedure: str,
+        state: str,
+        valid: tuple[str, ...],
+    ) -> None:
+        self.procedure = procedure
+        self.state = state
+        self.valid = valid
+        super().__init__(message)
+
+    def explained(self, why: str) -> InvalidStateError:
+        """The same refusal with ``why`` in front: what the state means for this job."""
+        return InvalidStateError(
+            f"{why} ({self})", procedure=self.procedure, state=self.state, valid=self.valid
+        )
+
+
+# --- the environment's fault -----------------------------------------------------------------
+
+
+class StoreError(PumpkitError):
+    """The control store failed, or holds something it should not."""
+
+
+class ConnectorError(PumpkitError):
+    """The source or target database refused or failed."""
+
+    def __init__(
+        self, message: str, *, table: str | None = None, column: str | None = None
+    ) -> None:
+        self.table = table
+        self.column = column
+        super().__init__(message)
+
+
+class InmodError(PumpkitError):
+    """A user input module broke the INMOD protocol; the message names the rule."""
+
+
+class DumpSetFullError(PumpkitError):
+    """No file of the dump-file set can take more bytes (FILESIZE reached, templates used up)."""
