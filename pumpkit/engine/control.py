@@ -205,8 +205,7 @@ class JobRunner:
         while True:
             for command, argument in await self.store.take_commands(self.job_name):
                 await self._obey(command, argument, scope)
-            if self.full_message != self.shown_waiting:
-                await self.show_waiting(self.full_message)
+            await self.sync_waiting()
             if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
                 beat = time.monotonic()
                 owned = await self.store.update_job(
@@ -260,6 +259,13 @@ class JobRunner:
         it can again (``None``); returns whether to go on waiting (not while stopping)."""
         self.full_message = message
         return not self.stopping and not self.stop_event.is_set()
+
+    async def sync_waiting(self) -> None:
+        """Show what a writer waits for, or that it has stopped waiting, if that changed since
+        last shown. Called by the command loop and once more when the work is done: a writer
+        that got its file and finished before the loop's next turn is still reported."""
+        if self.full_message != self.shown_waiting:
+            await self.show_waiting(self.full_message)
 
     async def show_waiting(self, message: str | None) -> None:
         self.shown_waiting = message
@@ -1318,6 +1324,7 @@ async def run_job(
             tg.start_soon(job.obey_commands, tg.cancel_scope)
             runners = {"EXPORT": run_export, "IMPORT": run_import, "LOAD": run_load}
             await runners[record.operation](job)
+            await job.sync_waiting()
             tg.cancel_scope.cancel()
     except Exception as group:
         # Keep the control table: the job can be restarted once the cause is mended.
