@@ -52,7 +52,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             operation,
             help=f"{operation} a database {'to' if operation == 'export' else 'from'} a dump-file set",
         )
-        p.add_argument("--database", help="the SQLite database (a path or sqlite:///path)")
+        p.add_argument(
+            "--database",
+            help="the database: a SQLite path or sqlite:///path, or a postgresql:// URL",
+        )
         p.add_argument("--directory", help="where dump and log files are (default: .)")
         p.add_argument(
             "--dumpfile",

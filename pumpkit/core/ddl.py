@@ -68,6 +68,7 @@ def tokens(sql: str) -> list[Token]:
 
 
 def quote_ident(name: str) -> str:
+    """An SQL identifier in double quotes, inner quotes doubled (SQLite and PostgreSQL alike)."""
     return '"' + name.replace('"', '""') + '"'
 
 

@@ -97,6 +97,8 @@ class Encoding(IntEnum):
 
     RAW = 0
     MSGPACK = 1
+    #: Since 1.2: a piece of a PostgreSQL binary COPY stream (formats/dumpfile.md §5.8).
+    PGCOPY = 2
 
 
 @dataclass(frozen=True, slots=True)

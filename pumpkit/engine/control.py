@@ -33,13 +33,15 @@ from pumpkit._version import __version__
 from pumpkit.core import crypto
 from pumpkit.core.frame import Frame, FrameHeader, FrameKind, payload_bytes
 from pumpkit.core.header import HEADER_SIZE, HeaderBody, decode_header
+from pumpkit.core.pgcopy import CopyDecoder, CopyFormatError
 from pumpkit.core.planner import Granule, Phase, dispatch_order, granule_target
 from pumpkit.core.selection import Selection, fold
 from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
 from pumpkit.engine.load import run_load
 from pumpkit.engine.modules import Receiver, make_driver
-from pumpkit.engine.processes import ExportPool, RowSpec, Stopped, worker_count
+from pumpkit.engine.pgdata import import_pg_data
+from pumpkit.engine.processes import RowSpec, Stopped, worker_count
 from pumpkit.engine.progress import job_status
 from pumpkit.engine.selecting import (
     BatchRemap,
@@ -50,9 +52,12 @@ from pumpkit.engine.selecting import (
     select_catalog,
     select_rows,
 )
+from pumpkit.engine.sources import ExportSource, open_source
+from pumpkit.engine.targets import ImportTarget, PgImport, SqliteImport, open_target
 from pumpkit.engine.worker import EncodedBatch, decode_batch, read_frame
 from pumpkit.errors import (
     ConnectorError,
+    CorruptDumpError,
     DumpError,
     DumpSetFullError,
     EncryptedError,
@@ -60,7 +65,8 @@ from pumpkit.errors import (
     UsageError,
 )
 from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef
-from pumpkit.io.connectors.sqlite import SqliteSource, SqliteTarget
+from pumpkit.io.connectors.postgres import PGCOPY
+from pumpkit.io.connectors.sqlite import SqliteTarget
 from pumpkit.io.dumpfile import DumpSetReader, DumpSetWriter, expand_template
 from pumpkit.io.store import ControlRow, ControlStore
 
@@ -71,16 +77,41 @@ POLL_INTERVAL = 0.2
 HEARTBEAT_INTERVAL = 1.0
 # Decoded batches a reader may hold ahead of the single import writer (back-pressure).
 READ_AHEAD_BATCHES = 1
-OBJECT_TYPES = ("PRAGMA", "TABLE", "TABLE_DATA", "SEQUENCE", "INDEX", "TRIGGER", "VIEW")
+OBJECT_TYPES = (
+    "PRAGMA",
+    "SCHEMA",
+    "TYPE",
+    "SEQUENCE_DEF",
+    "TABLE",
+    "TABLE_DATA",
+    "SEQUENCE",
+    "CONSTRAINT",
+    "INDEX",
+    "REF_CONSTRAINT",
+    "TRIGGER",
+    "VIEW",
+    "COMMENT",
+)
+#: What a table needs before it can be made (PostgreSQL): planned in the TABLE band, first.
+_BEFORE_TABLES = ("SCHEMA", "TYPE", "SEQUENCE_DEF")
 _PHASE_OF = {
     "TABLE": Phase.TABLE,
     "TABLE_DATA": Phase.TABLE_DATA,
     "SEQUENCE": Phase.SEQUENCE,
+    "CONSTRAINT": Phase.INDEX,
     "INDEX": Phase.INDEX,
+    "REF_CONSTRAINT": Phase.INDEX,  # after the keys it references (the catalog's order)
     "TRIGGER": Phase.TRIGGER,
     "VIEW": Phase.VIEW,
+    "COMMENT": Phase.SETTINGS_AFTER,
 }
 _PATH_OF = {
+    "SCHEMA": "DATABASE/SCHEMA",
+    "TYPE": "SCHEMA/TYPE",
+    "SEQUENCE_DEF": "SCHEMA/SEQUENCE",
+    "CONSTRAINT": "SCHEMA/TABLE/CONSTRAINT",
+    "REF_CONSTRAINT": "SCHEMA/TABLE/CONSTRAINT/REF_CONSTRAINT",
+    "COMMENT": "SCHEMA/COMMENT",
     "TABLE": "SCHEMA/TABLE",
     "TABLE_DATA": "SCHEMA/TABLE/TABLE_DATA",
     "SEQUENCE": "SCHEMA/TABLE/SEQUENCE_VALUE",
@@ -392,6 +423,10 @@ def plan_export(catalog: Catalog, granules: dict[str, list[Granule]]) -> list[Co
         if obj.object_type == "PRAGMA":
             object_number += 1
             rows.append(_object_row(obj, order(Phase.SETTINGS_AFTER), object_number, now))
+    for obj in catalog.objects:
+        if obj.object_type in _BEFORE_TABLES:
+            object_number += 1
+            rows.append(_object_row(obj, order(Phase.TABLE), object_number, now))
     for table in catalog.tables:
         object_number += 1
         table_number = object_number
@@ -463,10 +498,22 @@ def _decode_and_insert(
     batch: EncodedBatch,
     table: TableDef,
     pipe: _ImportRows | None = None,
+    copy: CopyDecoder | None = None,
 ) -> int:
     """Decode a batch and insert it; the rows inserted. In one thread, back to back: see
-    pumpkit.engine.worker on why."""
-    rows = decode_batch(batch, table=table.name)
+    pumpkit.engine.worker on why. ``copy`` decodes a PostgreSQL dump's COPY stream, whose
+    frames need not end on a row."""
+    if copy is not None:
+        try:
+            rows = copy.feed(batch.payload)
+        except CopyFormatError as exc:
+            raise CorruptDumpError(
+                f"rows of table {table.name!r} do not decode: {exc}",
+                path=batch.path,
+                offset=batch.position,
+            ) from None
+    else:
+        rows = decode_batch(batch, table=table.name)
     if pipe is None:
         target.insert(sql, rows, table=table.name)
         return len(rows)
@@ -527,10 +574,6 @@ def _sink(
     return sink
 
 
-async def _run_granule(pool: ExportPool, *args: Any, **kwargs: Any) -> Any:
-    return await anyio.to_thread.run_sync(partial(pool.run_granule, *args, **kwargs))
-
-
 def durable_points(objects: Sequence[ControlRow]) -> dict[int, int]:
     """For every dump file, the end of the last frame the control table records in it."""
     ends: dict[int, int] = {}
@@ -555,10 +598,18 @@ def _granule_label(g: Granule) -> str:
 
 
 async def run_export(job: JobRunner) -> None:
-    store = job.store
     database = str(job.parameters["DATABASE"])
-    source = SqliteSource(database)
-    await job.check_fingerprint("SOURCE", await anyio.to_thread.run_sync(source.fingerprint))
+    source = open_source(database)
+    try:
+        await _export_from(job, source)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await source.close()
+
+
+async def _export_from(job: JobRunner, source: ExportSource) -> None:
+    store = job.store
+    await job.check_fingerprint("SOURCE", await source.fingerprint())
     objects = await store.rows(job.job_name, object_types=OBJECT_TYPES)
     restart = bool(objects)
     if not objects:
@@ -580,7 +631,7 @@ async def run_export(job: JobRunner) -> None:
         producer="pumpkit",
         producer_version=__version__,
         platform=f"{platform.system()}-{platform.machine()} / Python {platform.python_version()}",
-        source_engine="sqlite",
+        source_engine=source.engine,
         source_version=source.version,
         compression="none" if compression == "NONE" else "zstd",
         compression_level=int(job.parameters.get("COMPRESSION_LEVEL", 3)),
@@ -589,6 +640,11 @@ async def run_export(job: JobRunner) -> None:
         **encryption,
     )
     receiver = None
+    if outmod and source.engine != "sqlite":
+        raise UsageError(
+            f"OUTMOD: an output module gets decoded rows; a {source.engine} source's rows are"
+            " dumped as COPY bytes, never decoded"
+        )
     if outmod:
         receiver = Receiver(make_driver(str(outmod), str(job.parameters.get("OUTMOD_PARMS") or "")))
         await receiver.start()
@@ -631,21 +687,17 @@ async def run_export(job: JobRunner) -> None:
             await receiver.end()
 
 
-async def _plan_export(job: JobRunner, source: SqliteSource) -> list[ControlRow]:
+async def _plan_export(job: JobRunner, source: ExportSource) -> list[ControlRow]:
     """The catalog, less what the filters leave out, planned into control rows."""
     selection = job.selection
     names = job.parameters.get("NAME_LIST")
-    catalog = await anyio.to_thread.run_sync(
-        lambda: source.catalog(tables=names, views=job.parameters.get("JOB_MODE") != "TABLE")
-    )
+    catalog = await source.catalog(tables=names, views=job.parameters.get("JOB_MODE") != "TABLE")
     catalog, with_rows = select_catalog(catalog, selection)
     for table in catalog.tables:
         if table.name in with_rows:
             spec = _row_spec(table, selection)
             if spec.condition or spec.subquery:
-                await anyio.to_thread.run_sync(
-                    partial(source.check_rows_filter, table, spec.condition, spec.subquery)
-                )
+                await source.check_rows_filter(table, spec.condition, spec.subquery)
     plans: dict[str, list[Granule]] = {}
     target = granule_target(
         sum(t.estimated_bytes for t in catalog.tables if t.name in with_rows),
@@ -653,9 +705,7 @@ async def _plan_export(job: JobRunner, source: SqliteSource) -> list[ControlRow]
     )
     for table in catalog.tables:
         plans[table.name] = (
-            await anyio.to_thread.run_sync(partial(source.granules, table, target_bytes=target))
-            if table.name in with_rows
-            else []
+            await source.granules(table, target_bytes=target) if table.name in with_rows else []
         )
     objects = plan_export(catalog, plans)
     await job.store.insert_rows(job.job_name, objects)
@@ -665,7 +715,7 @@ async def _plan_export(job: JobRunner, source: SqliteSource) -> list[ControlRow]
     await job.log(
         f"Estimate ({job.parameters.get('ESTIMATE') or 'STATISTICS'}): {len(catalog.tables)}"
         f" tables, {sum(len(g) for g in plans.values())} granules, {rows} rows,"
-        f" {total / 1e6:.1f} MB of table data (sqlite {catalog.version})"
+        f" {total / 1e6:.1f} MB of table data ({catalog.engine} {catalog.version})"
         + (" before the data filters" if sampled else "")
     )
     if job.parameters.get("ESTIMATE_ONLY"):
@@ -736,7 +786,7 @@ async def _export_encryption(job: JobRunner) -> tuple[crypto.FrameCipher | None,
 
 async def _export_with(
     job: JobRunner,
-    source: SqliteSource,
+    source: ExportSource,
     writer: DumpSetWriter | None,
     objects: list[ControlRow],
     receiver: Receiver | None,
@@ -790,7 +840,7 @@ async def _export_with(
     count = worker_count(job.degree, os.cpu_count())
     # Without dump files the frames only pass through this process: no compression.
     level = writer.compression_level if writer is not None and writer.compresses_data else 0
-    pool = await anyio.to_thread.run_sync(lambda: ExportPool(source, count, level=level))
+    pool = await source.open_workers(count, level=level)
     rows_send, rows_receive = anyio.create_memory_object_stream[tuple[str, bytes]](2)
     try:
 
@@ -800,9 +850,8 @@ async def _export_with(
             started = time.time()
             await job.mark(row, processing_state="R", process_name=name, start_time=started)
             try:
-                result = await _run_granule(
-                    pool,
-                    number % len(pool),
+                result = await pool.run_granule(
+                    number,
                     table,
                     granule,
                     row.object_number or 0,
@@ -844,7 +893,8 @@ async def _export_with(
     finally:
         rows_send.close()
         rows_receive.close()
-        await anyio.to_thread.run_sync(pool.close)
+        with anyio.CancelScope(shield=True):
+            await pool.close()
     if job.stopping:
         return
     # Tables are complete once all their granules are.
@@ -934,7 +984,9 @@ async def run_import(job: JobRunner) -> None:
         reader.close()
 
 
-async def _planned_import(job: JobRunner, reader: DumpSetReader) -> list[ControlRow]:
+async def _planned_import(
+    job: JobRunner, reader: DumpSetReader, target_engine: str = "sqlite"
+) -> list[ControlRow]:
     """The import's control rows: the export's, less what the filters leave out, under the
     names the remaps give."""
     payload = await anyio.to_thread.run_sync(reader.control_table)
@@ -947,10 +999,16 @@ async def _planned_import(job: JobRunner, reader: DumpSetReader) -> list[Control
     selection = job.selection
     objects = select_rows(plan_import(doc["columns"], doc["rows"]), selection)
     for schema in {r.object_schema for r in objects if r.object_schema}:
-        if selection.remapped_schema(schema) != "main":
+        remapped = selection.remapped_schema(schema)
+        if remapped == schema:
+            continue
+        if target_engine == "sqlite" and remapped != "main":
             raise UsageError(
-                f"REMAP_SCHEMA {schema}:{selection.remapped_schema(schema)}: a SQLite target has"
-                " the one schema main"
+                f"REMAP_SCHEMA {schema}:{remapped}: a SQLite target has the one schema main"
+            )
+        if target_engine != "sqlite":
+            raise UsageError(
+                f"REMAP_SCHEMA {schema}:{remapped}: not done on a {target_engine} target yet"
             )
     return [_remapped_row(r, selection) for r in objects]
 
@@ -1024,30 +1082,43 @@ async def _import_with(job: JobRunner, reader: DumpSetReader) -> None:
     store = job.store
     objects = await store.rows(job.job_name, object_types=OBJECT_TYPES)
     database = str(job.parameters["DATABASE"])
-    target = await anyio.to_thread.run_sync(SqliteTarget, database)
+    source_engine = reader.header.body.source_engine or "sqlite"
+    target = await open_target(database, source_engine)
     try:
         await job.check_fingerprint("DUMPSET", reader.header.guid_hex)
-        await job.check_fingerprint("TARGET", await anyio.to_thread.run_sync(target.fingerprint))
+        await job.check_fingerprint("TARGET", await target.fingerprint())
         if not objects:
-            objects = await _planned_import(job, reader)
-            names = [r.object_name or "" for r in objects if r.object_type == "TABLE"]
-            present = await anyio.to_thread.run_sync(target.existing_tables, names)
+            objects = await _planned_import(job, reader, target.engine)
+            tables = [
+                _table_decoder.decode(r.metadata or b"")
+                for r in objects
+                if r.object_type == "TABLE"
+            ]
+            present = await target.existing_tables(tables)
             objects = await _table_exists_actions(job, objects, present)
             await store.insert_rows(job.job_name, objects)
-            await job.log(
-                f"Import of {len(names)} tables from {reader.header.body.job_name}"
-                f" ({reader.header.guid_hex}) planned"
+            cross = (
+                f", {source_engine} to {target.engine}" if source_engine != target.engine else ""
             )
-        await anyio.to_thread.run_sync(target.ensure_markers)
+            await job.log(
+                f"Import of {len(tables)} tables from {reader.header.body.job_name}"
+                f" ({reader.header.guid_hex}{cross}) planned"
+            )
+        await target.ensure_markers()
         await _import_objects(job, target, objects, before_data=True)
-        await _import_data(job, reader, target, objects)
+        if isinstance(target, PgImport):
+            await import_pg_data(job, reader, target, objects)
+        else:
+            assert isinstance(target, SqliteImport)
+            await _import_data(job, reader, target.target, objects)
         if job.stopping:
             return
         await _import_objects(job, target, objects, before_data=False)
         await job.store.update_job(job.job_name, state=JobState.COMPLETING.value)
-        await anyio.to_thread.run_sync(target.drop_markers, job.guid)
+        await target.drop_markers(job.guid)
     finally:
-        await anyio.to_thread.run_sync(target.close)
+        with anyio.CancelScope(shield=True):
+            await target.close()
 
 
 def _owner(row: ControlRow) -> str:
@@ -1094,18 +1165,18 @@ async def _table_exists_actions(
 
 
 async def _import_objects(
-    job: JobRunner, target: SqliteTarget, objects: list[ControlRow], *, before_data: bool
+    job: JobRunner, target: ImportTarget, objects: list[ControlRow], *, before_data: bool
 ) -> None:
     for row in objects:
         if row.processing_state == "C" or row.object_type == "TABLE_DATA":
             continue
-        if (row.object_type == "TABLE") != before_data:
+        if (row.process_order < Phase.TABLE_DATA * BAND) != before_data:
             continue
         if job.stopping:
             return
         if row.object_type == "TABLE":
             table = _table_decoder.decode(row.metadata or b"")
-            exists = await anyio.to_thread.run_sync(target.object_exists, "table", table.name)
+            exists = await target.table_exists(table)
             action = (row.value_t or "").removeprefix("EXISTS:")
             if not exists and job.selection.content == "DATA_ONLY":
                 raise ConnectorError(
@@ -1113,29 +1184,23 @@ async def _import_objects(
                     " loads rows into existing tables",
                     table=table.name,
                 )
+            notes: list[str] = []
             if exists and action == "TRUNCATE":
-                await anyio.to_thread.run_sync(target.truncate, table.name)
+                await target.truncate(table)
                 await job.log(f'Table "{table.name}" truncated')
             elif exists and action == "REPLACE":
-                await anyio.to_thread.run_sync(target.drop_table, table.name)
-                await anyio.to_thread.run_sync(
-                    partial(target.execute_ddl, table.ddl, name=table.name)
-                )
+                await target.drop_table(table)
+                notes = await target.create_table(table)
                 await job.log(f'Table "{table.name}" replaced')
             elif not exists:
-                await anyio.to_thread.run_sync(
-                    partial(target.execute_ddl, table.ddl, name=table.name)
-                )
+                notes = await target.create_table(table)
+            for note in notes:
+                await job.log(note)
         else:
             obj = _object_decoder.decode(row.metadata or b"")
-            if obj.object_type == "SEQUENCE":
-                await anyio.to_thread.run_sync(target.set_sequence, obj.table, int(obj.value or 0))
-            elif obj.object_type == "PRAGMA":
-                await anyio.to_thread.run_sync(target.set_setting, obj.name, int(obj.value or 0))
-            elif not await anyio.to_thread.run_sync(
-                target.object_exists, obj.object_type, obj.name
-            ):
-                await anyio.to_thread.run_sync(partial(target.execute_ddl, obj.ddl, name=obj.name))
+            left_out = await target.create_object(obj)
+            if left_out is not None:
+                await job.log(left_out)
         row.processing_state = "C"
         await job.mark(row, processing_state="C", completion_time=time.time())
 
@@ -1219,16 +1284,30 @@ async def _import_data(
         rows = 0
         inserted = 0
         started = time.time()
+        copy = None
+        if table.row_format == PGCOPY:
+            try:
+                copy = CopyDecoder(table.column_kinds, table.columns)
+            except CopyFormatError as exc:
+                raise DumpError(f"the rows of table {table.name!r} cannot be read: {exc}") from None
         await anyio.to_thread.run_sync(target.begin)
         try:
             async with batches:
                 async for batch in batches:
                     inserted += await anyio.to_thread.run_sync(
-                        partial(_decode_and_insert, target, sql, batch, table, pipe)
+                        partial(_decode_and_insert, target, sql, batch, table, pipe, copy)
                     )
                     rows += batch.rows
             if job.stop_event.is_set():
                 raise Stopped
+            if copy is not None:
+                try:
+                    copy.finish()
+                except CopyFormatError as exc:
+                    raise DumpError(
+                        f"granule {row.partition_name} of table {table.name!r}: {exc}"
+                    ) from None
+                rows = copy.rows
             if rows != (row.completed_rows or 0):
                 raise DumpError(
                     f"granule {row.partition_name} of table {table.name!r} gave {rows}"

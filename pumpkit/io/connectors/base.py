@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from pumpkit.core.ddl import quote_ident
+
 __all__ = (
     "Catalog",
     "ObjectDef",
@@ -37,6 +39,16 @@ class TableDef(msgspec.Struct, frozen=True, kw_only=True):
     estimated_rows: int = 0
     estimated_bytes: int = 0
     object_type: str = "TABLE"
+    # Since format 1.2 (PostgreSQL sources). The declared type of each dumped column as the
+    # source writes it; the base type each value is encoded as (``pg_type.typname``, ``enum``,
+    # ``_`` + the element's for arrays); whether it is NOT NULL. Empty: a SQLite source.
+    column_types: tuple[str, ...] = ()
+    column_kinds: tuple[str, ...] = ()
+    not_null: tuple[bool, ...] = ()
+    #: How the TABLE_DATA frames hold the rows: ``msgpack`` (an array of row arrays per
+    #: frame) or ``pgcopy`` (a granule's frames, concatenated, are one PostgreSQL binary
+    #: COPY stream). See formats/dumpfile.md.
+    row_format: str = "msgpack"
 
 
 class ObjectDef(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,8 +69,3 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     tables: tuple[TableDef, ...] = ()
     objects: tuple[ObjectDef, ...] = ()
-
-
-def quote_ident(name: str) -> str:
-    """An SQL identifier in double quotes, inner quotes doubled (SQLite and PostgreSQL alike)."""
-    return '"' + name.replace('"', '""') + '"'

@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from pumpkit.core.planner import DEFAULT_GRANULE_BYTES, Granule, split_key_range
+from pumpkit.core.typemap import SqliteColumn
 from pumpkit.errors import ConnectorError, FileAccessError
 from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef, quote_ident
 
@@ -36,6 +37,7 @@ __all__ = (
     "RESTART_LOG",
     "SqliteSource",
     "SqliteTarget",
+    "describe_table",
     "open_reader",
     "read_batches",
     "sqlite_path",
@@ -737,3 +739,34 @@ class SqliteTarget:
         self.conn.execute(f"DELETE FROM main.{MARKER_TABLE} WHERE job_guid = ?", (job_guid,))
         if self.conn.execute(f"SELECT count(*) FROM main.{MARKER_TABLE}").fetchone()[0] == 0:
             self.conn.execute(f"DROP TABLE main.{MARKER_TABLE}")
+
+
+def describe_table(ddl: str, name: str) -> tuple[list[SqliteColumn], list[list[str]]]:
+    """The columns of a table as its ``CREATE TABLE`` makes them, and its UNIQUE constraints'
+    columns, read by making it in an in-memory database (SQLite is the only parser of its
+    own SQL that is always right)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(ddl)
+        q = quote_ident(name)
+        columns = [
+            SqliteColumn(
+                name=r[1],
+                declared=r[2] or "",
+                not_null=bool(r[3]),
+                default=r[4],
+                pk=r[5],
+                hidden=r[6],
+            )
+            for r in conn.execute(f"PRAGMA main.table_xinfo({q})")
+        ]
+        uniques = [
+            [c[2] for c in conn.execute(f"PRAGMA main.index_info({quote_ident(idx[1])})")]
+            for idx in conn.execute(f"PRAGMA main.index_list({q})")
+            if idx[3] == "u"
+        ]
+    except sqlite3.Error as exc:
+        raise ConnectorError(f"the definition of table {name!r} does not parse: {exc}") from None
+    finally:
+        conn.close()
+    return columns, uniques

@@ -1,0 +1,90 @@
+"""PostgreSQL fixtures: every test gets a database of its own, made here and dropped after.
+
+The server is the one on 127.0.0.1:5432 (user postgres, trust authentication), or the one
+``PUMPKIT_PG_DSN`` names (a libpq URL of any database on it; ``postgres`` is used to create
+and drop). Without a server the tests skip with the reason; with ``PUMPKIT_REQUIRE_PG=1``
+(as ``.ci/run`` sets) that skip is a failure instead, so CI always runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+ADMIN_DSN = os.environ.get("PUMPKIT_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _url_of(database: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"no PostgreSQL server at {ADMIN_DSN}: {exc}"
+        if os.environ.get("PUMPKIT_REQUIRE_PG") == "1":
+            pytest.fail(f"PUMPKIT_REQUIRE_PG=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+async def create_database(prefix: str = "pumpkit_test") -> str:
+    """A new empty database; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await _admin()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return _url_of(name)
+
+
+async def drop_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    admin = await _admin()
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """The URL of a fresh database on the test server, dropped after the test."""
+    url = await create_database()
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@pytest_asyncio.fixture
+async def pg_url2() -> AsyncIterator[str]:
+    """A second fresh database (the target of a round trip)."""
+    url = await create_database()
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@pytest_asyncio.fixture
+async def pg(pg_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to ``pg_url``."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/pg/" in str(item.fspath):
+            item.add_marker(pytest.mark.postgres)
