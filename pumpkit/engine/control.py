@@ -35,7 +35,7 @@ from pumpkit.core.frame import Frame, FrameHeader, FrameKind, payload_bytes
 from pumpkit.core.header import HEADER_SIZE, HeaderBody, decode_header
 from pumpkit.core.pgcopy import CopyDecoder, CopyFormatError
 from pumpkit.core.planner import Granule, Phase, dispatch_order, granule_target
-from pumpkit.core.selection import Selection, fold
+from pumpkit.core.selection import OBJECT_PATHS, Selection, fold
 from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
 from pumpkit.engine.load import run_load
@@ -105,21 +105,7 @@ _PHASE_OF = {
     "VIEW": Phase.VIEW,
     "COMMENT": Phase.SETTINGS_AFTER,
 }
-_PATH_OF = {
-    "SCHEMA": "DATABASE/SCHEMA",
-    "TYPE": "SCHEMA/TYPE",
-    "SEQUENCE_DEF": "SCHEMA/SEQUENCE",
-    "CONSTRAINT": "SCHEMA/TABLE/CONSTRAINT",
-    "REF_CONSTRAINT": "SCHEMA/TABLE/CONSTRAINT/REF_CONSTRAINT",
-    "COMMENT": "SCHEMA/COMMENT",
-    "TABLE": "SCHEMA/TABLE",
-    "TABLE_DATA": "SCHEMA/TABLE/TABLE_DATA",
-    "SEQUENCE": "SCHEMA/TABLE/SEQUENCE_VALUE",
-    "INDEX": "SCHEMA/TABLE/INDEX",
-    "TRIGGER": "SCHEMA/TABLE/TRIGGER",
-    "VIEW": "SCHEMA/VIEW",
-    "PRAGMA": "DATABASE/SETTING",
-}
+_PATH_OF = OBJECT_PATHS
 # process_order bands: a phase's objects get numbers phase * BAND + n.
 BAND = 1_000_000
 

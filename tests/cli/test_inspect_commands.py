@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from pumpkit.cli.exitcodes import ExitCode
+from pumpkit.core.header import FORMAT_MINOR
 
 
 def pumpkit(*args, cwd=None):
@@ -26,7 +27,7 @@ def test_info_of_a_dump_file(sample_set):
     done = pumpkit("info", paths[0])
     assert done.returncode == ExitCode.OK, done.stderr
     assert "Job name:             SAMPLE" in done.stdout
-    assert "Format version:       1.1" in done.stdout
+    assert f"Format version:       1.{FORMAT_MINOR}" in done.stdout
     facts = json.loads(pumpkit("info", "--json", paths[0]).stdout)
     assert facts[0]["file_type"] == "pumpkit"
     assert facts[0]["master_present"] is True

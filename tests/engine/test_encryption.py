@@ -37,7 +37,7 @@ from process_helpers import kill_runner, wait_until
 
 from pumpkit.core.checksum import crc32
 from pumpkit.core.frame import FRAME_HEADER_SIZE, FrameFlags, FrameKind
-from pumpkit.core.header import OFFSET_FLAGS, HeaderFlags, decode_header
+from pumpkit.core.header import FORMAT_MINOR, OFFSET_FLAGS, HeaderFlags, decode_header
 from pumpkit.core.states import JobState
 from pumpkit.engine.session import Session
 from pumpkit.errors import CorruptDumpError, EncryptedError, PumpkitError
@@ -264,10 +264,10 @@ def test_header_says_the_set_is_encrypted(sets, scope):
     assert body.encryption_scope == scope
     assert body.kdf == "scrypt" and len(body.kdf_salt) == 16 and len(body.key_check) == 16
     assert body.kdf_n >= 1 << 14 and body.kdf_r >= 1 and body.kdf_p >= 1
-    assert (header.major, header.minor) == (1, 1)
+    assert (header.major, header.minor) == (1, FORMAT_MINOR)
     info = get_dumpfile_info(path)
     assert info.encryption_mode == "aes-256-gcm"
-    assert info.file_version == "1.1"
+    assert info.file_version == f"1.{FORMAT_MINOR}"
     with DumpSetReader.open([path]) as reader:
         assert reader.encrypted
         assert reader.header.body.encryption == "aes-256-gcm"

@@ -160,6 +160,69 @@ async def test_the_export_reads_one_snapshot(pg_url, tmp_path):
         await conn.close()
 
 
+@pytest.mark.asyncio
+async def test_filters_and_a_password_on_a_postgres_export(pg_url, pg_url2, tmp_path):
+    """QUERY and EXCLUDE shape what a PostgreSQL export reads; its PGCOPY frames are
+    encrypted like any other and import only with the password."""
+    await load_varied(pg_url, rows=100)
+    home = tmp_path / "home"
+    async with Session(home) as s:
+        h = await s.open("EXPORT", "FULL", job_name="PG_FILTERED", database=pg_url)
+        await s.add_file(h, "f%U.dmp", str(tmp_path))
+        await s.data_filter(h, "QUERY", "WHERE amount > 100", "orders")
+        await s.metadata_filter(h, "EXCLUDE_NAME_EXPR", "= 'kinds'")
+        await s.metadata_filter(h, "EXCLUDE_PATH_EXPR", "IN ('VIEW', 'COMMENT')")
+        await s.set_parameter(h, "ENCRYPTION_PASSWORD", "night shift")
+        await s.start_job(h)
+        state = await s.wait_for_job(h)
+        assert state == JobState.COMPLETED, await s._store.log_lines("PG_FILTERED")
+    files = sorted(tmp_path.glob("f*.dmp"))
+    reader = DumpSetReader.open(files)
+    try:
+        assert reader.encrypted
+    finally:
+        reader.close()
+    refused = await pumpkit.import_dump(files[0], pg_url2, directory=tmp_path, home=home)
+    assert refused.state == "STOPPED" and "ENCRYPTION_PASSWORD" in refused.errors[0], refused
+    async with Session(home) as s:
+        h = await s.open("IMPORT", "FULL", job_name="PG_FILTERED_IMP", database=pg_url2)
+        await s.add_file(h, files[0].name, str(tmp_path))
+        await s.set_parameter(h, "ENCRYPTION_PASSWORD", "night shift")
+        await s.start_job(h)
+        assert await s.wait_for_job(h) == JobState.COMPLETED
+    conn = await asyncpg.connect(pg_url)
+    copy = await asyncpg.connect(pg_url2)
+    try:
+        want = await conn.fetch("SELECT o::text FROM sales.orders o WHERE amount > 100 ORDER BY id")
+        got = await copy.fetch("SELECT o::text FROM sales.orders o ORDER BY id")
+        assert got == want and 0 < len(got) < await conn.fetchval(
+            "SELECT count(*) FROM sales.orders"
+        )
+        assert await copy.fetchval("SELECT to_regclass('public.kinds')") is None
+        assert await copy.fetchval("SELECT to_regclass('sales.big_orders')") is None
+        assert await copy.fetchval("SELECT count(*) FROM sales.customer") == await conn.fetchval(
+            "SELECT count(*) FROM sales.customer"
+        )
+    finally:
+        await conn.close()
+        await copy.close()
+
+
+@pytest.mark.asyncio
+async def test_a_bad_query_stops_the_export_before_any_row_naming_the_table(pg_url, tmp_path):
+    await load_varied(pg_url, rows=20)
+    async with Session(tmp_path / "home") as s:
+        h = await s.open("EXPORT", "FULL", job_name="PG_BAD_QUERY", database=pg_url)
+        await s.add_file(h, "b%U.dmp", str(tmp_path))
+        await s.data_filter(h, "QUERY", "WHERE no_such_column > 1", "orders")
+        await s.start_job(h)
+        assert await s.wait_for_job(h) == JobState.STOPPED
+        log = [t for _, _, t in await s._store.log_lines("PG_BAD_QUERY")]
+    failed = [t for t in log if "failed" in t]
+    assert failed and "'orders'" in failed[0] and "no_such_column" in failed[0], log
+    assert not list(tmp_path.glob("b*.dmp")), "no dump file before the filters are checked"
+
+
 # --- across engines ---------------------------------------------------------------------------
 
 

@@ -225,10 +225,14 @@ class PgSource:
     ) -> None:
         """Refuse a QUERY or SUBQUERY the server cannot plan, before any row moves."""
         sql = select_sql(table, None, condition=condition, subquery=subquery)
+        # In a savepoint: the connection's transaction holds the export's snapshot, and a
+        # failed statement must not abort it.
+        await conn.execute("SAVEPOINT pumpkit_check")
         try:
-            async with conn.transaction():
-                await conn.execute("EXPLAIN " + sql)
+            await conn.execute("EXPLAIN " + sql)
+            await conn.execute("RELEASE SAVEPOINT pumpkit_check")
         except asyncpg.PostgresError as exc:
+            await conn.execute("ROLLBACK TO SAVEPOINT pumpkit_check")
             raise ConnectorError(
                 f"the data filter of table {table.name!r} is not valid: {exc}", table=table.name
             ) from None
