@@ -387,9 +387,12 @@ def test_parse_object_filter_takes_expdps_form():
         ("= 'SETTING'", ["PRAGMA"]),
         ("= 'SEQUENCE_VALUE'", ["SEQUENCE"]),
         ("LIKE '%INDEX'", ["INDEX"]),
-        ("LIKE 'T%'", ["TABLE", "TABLE_DATA", "TRIGGER"]),
+        ("LIKE 'T%'", ["TABLE", "TABLE_DATA", "TRIGGER", "TYPE"]),
         ("LIKE '%VIEW%'", ["VIEW"]),
-        ("NOT LIKE '%INDEX'", ["TABLE", "TABLE_DATA", "TRIGGER", "SEQUENCE", "VIEW", "PRAGMA"]),
+        (
+            "NOT LIKE '%INDEX'",
+            [t for t in OBJECT_PATHS if t != "INDEX"],
+        ),
     ],
 )
 def test_path_expressions_select_object_types(text, types):
@@ -410,7 +413,10 @@ def test_a_misspelt_type_in_a_path_expression_is_refused():
         ("NOT IN ('INDEX', 'TRIGGER')", {"INDEX", "TRIGGER"}),
         ("NOT LIKE 'INDEX'", {"INDEX"}),
         ("NOT IN ('TABLE_DATA')", {"TABLE_DATA"}),
-        ("NOT LIKE '%TABLE%'", {"TABLE", "TABLE_DATA", "INDEX", "TRIGGER", "SEQUENCE"}),
+        (
+            "NOT LIKE '%TABLE%'",
+            {"TABLE", "TABLE_DATA", "INDEX", "TRIGGER", "SEQUENCE", "CONSTRAINT", "REF_CONSTRAINT"},
+        ),
     ],
 )
 def test_a_negated_path_expression_leaves_its_types_out(text, left_out):
