@@ -322,6 +322,22 @@ class JobRunner:
             ),
         )
 
+    async def skip_committed(
+        self, granules: list[ControlRow], markers: dict[int, int]
+    ) -> list[ControlRow]:
+        """Exactly-once on restart: a granule whose marker the target holds was committed
+        with its rows; it is recorded complete and not loaded again. The others."""
+        done = [r for r in granules if r.process_order in markers]
+        if done:
+            await self.store.update_rows(
+                self.job_name,
+                [
+                    (r.process_order, r.duplicate, r.object_type, {"processing_state": "C"})
+                    for r in done
+                ],
+            )
+        return [r for r in granules if r.process_order not in markers]
+
     # -- the worker pool (shared by export and import)
 
     async def run_pool(
@@ -1209,18 +1225,9 @@ async def _import_data(
             or (job.selection.content == "DATA_ONLY" and r.value_t != "EXISTS:TRUNCATE")
         )
     }
-    # Exactly-once: a granule whose marker the target holds was committed with its rows.
-    markers = await anyio.to_thread.run_sync(target.markers, job.guid)
-    already = [r for r in granules if r.process_order in markers]
-    if already:
-        await job.store.update_rows(
-            job.job_name,
-            [
-                (r.process_order, r.duplicate, r.object_type, {"processing_state": "C"})
-                for r in already
-            ],
-        )
-        granules = [r for r in granules if r.process_order not in markers]
+    granules = await job.skip_committed(
+        granules, await anyio.to_thread.run_sync(target.markers, job.guid)
+    )
     # Key order, not biggest first: the single writer then appends to each table's B-tree
     # (SQLite's fast path); out of order, inserting the same rows was measured 1.7x slower.
     granules.sort(key=lambda r: (r.process_order, r.duplicate))

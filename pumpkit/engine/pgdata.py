@@ -59,17 +59,7 @@ async def import_pg_data(
                 " targets only; filter the export instead"
             )
     granules = [r for r in objects if r.object_type == "TABLE_DATA" and r.processing_state != "C"]
-    markers = await target.markers(job.guid)
-    already = [r for r in granules if r.process_order in markers]
-    if already:
-        await job.store.update_rows(
-            job.job_name,
-            [
-                (r.process_order, r.duplicate, r.object_type, {"processing_state": "C"})
-                for r in already
-            ],
-        )
-        granules = [r for r in granules if r.process_order not in markers]
+    granules = await job.skip_committed(granules, await target.markers(job.guid))
     conns: dict[int, asyncpg.Connection] = {}
 
     async def frames_of(row: ControlRow) -> AsyncIterator[bytes]:

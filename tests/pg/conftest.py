@@ -8,6 +8,7 @@ and drop). Without a server the tests skip with the reason; with ``PUMPKIT_REQUI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -54,24 +55,28 @@ async def drop_database(url: str) -> None:
         await admin.close()
 
 
-@pytest_asyncio.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """The URL of a fresh database on the test server, dropped after the test."""
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new empty database for the length of the block; its URL."""
     url = await create_database()
     try:
         yield url
     finally:
         await drop_database(url)
+
+
+@pytest_asyncio.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """The URL of a fresh database on the test server, dropped after the test."""
+    async with fresh_database() as url:
+        yield url
 
 
 @pytest_asyncio.fixture
 async def pg_url2() -> AsyncIterator[str]:
     """A second fresh database (the target of a round trip)."""
-    url = await create_database()
-    try:
+    async with fresh_database() as url:
         yield url
-    finally:
-        await drop_database(url)
 
 
 @pytest_asyncio.fixture

@@ -223,6 +223,37 @@ async def test_a_bad_query_stops_the_export_before_any_row_naming_the_table(pg_u
     assert not list(tmp_path.glob("b*.dmp")), "no dump file before the filters are checked"
 
 
+@pytest.mark.asyncio
+async def test_subquery_on_a_table_of_many_granules(pg_url, tmp_path):
+    """SUBQUERY's clause applies to every granule of a table split into several."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, pad text);"
+            " INSERT INTO t SELECT g, repeat('z', 300) FROM generate_series(1, 40000) g; ANALYZE t"
+        )
+    finally:
+        await conn.close()
+    async with Session(tmp_path / "home") as s:
+        h = await s.open("EXPORT", "FULL", job_name="PG_SUBQUERY", database=pg_url)
+        await s.add_file(h, "q%U.dmp", str(tmp_path))
+        await s.set_parallel(h, 2)
+        await s.data_filter(h, "SUBQUERY", "WHERE id % 3 = 0", "t")
+        await s.set_parameter(h, "KEEP_MASTER", 1)  # to count its granules after
+        await s.start_job(h)
+        state = await s.wait_for_job(h)
+        assert state == JobState.COMPLETED, await s._store.log_lines("PG_SUBQUERY")
+        granules = await s._store.rows("PG_SUBQUERY", object_types=["TABLE_DATA"])
+        assert len(granules) > 1, "the table must split for the test to mean anything"
+    target = tmp_path / "copy.db"
+    status = await pumpkit.import_dump(
+        tmp_path / "q01.dmp", target, directory=tmp_path, home=tmp_path / "home"
+    )
+    assert status.state == "COMPLETED", status.errors
+    with sqlite3.connect(target) as db:
+        assert db.execute("SELECT count(*), sum(id % 3 <> 0) FROM t").fetchone() == (13333, 0)
+
+
 # --- across engines ---------------------------------------------------------------------------
 
 

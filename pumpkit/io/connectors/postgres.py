@@ -88,7 +88,8 @@ def select_sql(
     """The SELECT a worker copies out: the table's dumped columns, in the granule's block
     range, less what the data filters leave out."""
     columns = ", ".join(quote_ident(c) for c in table.columns)
-    sql = f"SELECT {columns} FROM ONLY {qualified(table.schema, table.name)}"
+    name = qualified(table.schema, table.name)
+    sql = f"SELECT {columns} FROM ONLY {name}"
     if sample is not None and sample < 100:
         sql += f" TABLESAMPLE BERNOULLI ({float(sample)!r})"
     where = []
@@ -98,10 +99,12 @@ def select_sql(
         where.append(f"ctid < '({granule.high},0)'::tid")
     if condition:
         where.append(f"({condition})")
+    if subquery:
+        # The rows SUBQUERY's clause picks, as on SQLite: a clause of its own, so it never
+        # meets the granule's ctid range (within one snapshot a ctid names one row).
+        where.append(f"ctid IN (SELECT ctid FROM ONLY {name} {subquery})")
     if where:
         sql += " WHERE " + " AND ".join(where)
-    if subquery:
-        sql += " " + subquery
     return sql
 
 
@@ -763,11 +766,11 @@ class PgTarget:
 
     async def set_sequence(self, schema: str, name: str, value: int | None) -> None:
         """A sequence's value; ``None``: never used (its next value is its start)."""
-        seq = literal(qualified(schema, name))
         if value is None:
-            await self.conn.execute(f"SELECT setval({seq}, 1, false)")
+            # RESTART, not setval(1): 1 may be outside its bounds (a descending sequence).
             await self.conn.execute(f"ALTER SEQUENCE {qualified(schema, name)} RESTART")
         else:
+            seq = literal(qualified(schema, name))
             await self.conn.execute(f"SELECT setval({seq}, {int(value)}, true)")
 
     async def set_serial(self, schema: str, table: str, column: str, value: int) -> None:
