@@ -21,6 +21,7 @@ from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     MAX_PAYLOAD,
     NEED_DATA,
+    Encoding,
     Frame,
     FrameDecoder,
     FrameHeader,
@@ -284,7 +285,7 @@ def check_frame(frame: Frame, args: dict[str, Any], offset: int, blob: bytes) ->
     assert h.length == len(blob)
     assert h.uncompressed_length == len(args["data"])
     assert bytes(frame.payload) == blob[FRAME_HEADER_SIZE:]
-    if args["encoding"] not in (0, 1):
+    if args["encoding"] not in set(Encoding):
         # A frame of an encoding this reader does not know is read and skipped, never decoded.
         with pytest.raises(UnsupportedFeatureError) as caught:
             payload_bytes(frame)
