@@ -13,6 +13,10 @@ One root, :class:`PumpkitError`; its direct subclasses say whose fault it is:
   and column where known.
 - :class:`InmodError` — a user input module broke the INMOD protocol.
 - :class:`DumpSetFullError` — no file of a dump-file set can take more bytes.
+- :class:`JobStopped` — an immediate stop (or kill) interrupted the work in hand.
+
+Codecs' own faults (:class:`CopyFormatError`, :class:`LayoutError`) are ValueErrors that their
+callers turn into the error that says whose fault it is, with where.
 """
 
 from __future__ import annotations
@@ -20,18 +24,25 @@ from __future__ import annotations
 __all__ = (
     "BadStateError",
     "ConnectorError",
+    "CopyFormatError",
     "CorruptDumpError",
     "DumpError",
     "DumpSetFullError",
     "EncryptedError",
+    "ErrorLimitReached",
     "FileAccessError",
     "IncompleteSetError",
     "InmodError",
     "InvalidArgumentError",
     "InvalidHandleError",
     "InvalidStateError",
+    "InvalidTransitionError",
+    "JobStopped",
+    "JobTakenOverError",
+    "LayoutError",
     "NotADumpFileError",
     "PumpkitError",
+    "RetryableError",
     "StoreError",
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
@@ -154,6 +165,23 @@ class InvalidStateError(BadStateError):
         )
 
 
+class InvalidTransitionError(BadStateError, ValueError):
+    """The job was asked to move between two states that no edge of the machine joins.
+
+    ``current`` and ``new`` are the two states' values; the message names both.
+    """
+
+    def __init__(self, message: str, *, current: str, new: str) -> None:
+        self.current = current
+        self.new = new
+        super().__init__(message)
+
+
+class JobTakenOverError(BadStateError):
+    """Another process holds the job (it took it over, or won the race to start it); the
+    message names the job and that process."""
+
+
 # --- the environment's fault -----------------------------------------------------------------
 
 
@@ -172,8 +200,63 @@ class ConnectorError(PumpkitError):
         super().__init__(message)
 
 
+class RetryableError(ConnectorError):
+    """The database itself failed (locked, busy, I/O, the connection lost), not the work's
+    SQL: the work can be rolled back and tried again."""
+
+
 class InmodError(PumpkitError):
     """A user input module broke the INMOD protocol; the message names the rule."""
+
+
+class ErrorLimitReached(PumpkitError):
+    """ERRLIMIT records failed: the load stops (restartable) after its last checkpoint."""
+
+
+class JobStopped(PumpkitError):
+    """An immediate stop interrupted the work in hand; it is redone when the job restarts."""
+
+
+# --- codecs ----------------------------------------------------------------------------------
+
+
+class CopyFormatError(ValueError):
+    """The bytes are not a binary COPY stream this decoder can read, or a kind is unknown.
+
+    ``reason`` is the fault alone; ``offset`` the byte offset in the stream where it was
+    found (the start of the field, count word or header part at fault); ``row`` the 1-based
+    number of the tuple; ``column`` the 0-based index into the kinds and ``column_name`` its
+    name when the caller gave names. Each is ``None`` where it does not apply; the message
+    names all that do.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        offset: int | None = None,
+        row: int | None = None,
+        column: int | None = None,
+        column_name: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.offset = offset
+        self.row = row
+        self.column = column
+        self.column_name = column_name
+        where = []
+        if offset is not None:
+            where.append(f"byte offset {offset}")
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            name = "" if column_name is None else f" ({column_name})"
+            where.append(f"column {column}{name}")
+        super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
+
+
+class LayoutError(ValueError):
+    """A record does not fit the layout; the message says why (the loader adds where)."""
 
 
 class DumpSetFullError(PumpkitError):

@@ -53,3 +53,43 @@ def write_sample_set(directory, *, template="set%U.dmp", filesize=None, tables=2
 @pytest.fixture
 def sample_set(tmp_path):
     return write_sample_set(tmp_path)
+
+
+def _illegal_moves(home_db) -> list[str]:
+    """Every consecutive pair of states some job of this control store was moved through
+    that is not an edge of the state machine (the store records each state it writes)."""
+    import sqlite3
+
+    from pumpkit.core.states import TRANSITIONS, JobState
+
+    conn = sqlite3.connect(f"file:{home_db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT job_name, guid, state FROM pumpkit_job_states ORDER BY id"
+        ).fetchall()
+    except sqlite3.Error:
+        return []  # not a store of this version (a test's own file, or an older one)
+    finally:
+        conn.close()
+    last: dict[str, JobState] = {}
+    bad = []
+    for name, guid, state in rows:
+        current = last.get(guid, JobState.UNDEFINED)
+        new = JobState(state)
+        if new not in TRANSITIONS[current]:
+            bad.append(f"{home_db}: job {name} moved {current.value} -> {new.value}")
+        last[guid] = new
+    return bad
+
+
+@pytest.fixture(autouse=True)
+def _every_state_change_is_an_edge(request):
+    """After every test that had a tmp_path: each job of each control store under it moved
+    only along the edges of ``pumpkit.core.states.TRANSITIONS``, whatever the test did to it
+    (stops, kills, crashes, restarts, failures)."""
+    yield
+    tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    if tmp_path is None:
+        return
+    bad = [move for db in tmp_path.rglob("pumpkit.db") for move in _illegal_moves(db)]
+    assert bad == [], "\n".join(bad)

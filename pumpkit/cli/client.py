@@ -18,12 +18,12 @@ from typing import TextIO
 
 import anyio
 
-from pumpkit.cli.exitcodes import ExitCode
 from pumpkit.core.parameters import parse_size
 from pumpkit.core.states import JobState
 from pumpkit.core.status import Status, StatusMask
 from pumpkit.engine.session import Session
 from pumpkit.errors import PumpkitError
+from pumpkit.exitcodes import ExitCode
 
 __all__ = ("Client", "exit_code_for", "progress_line")
 

@@ -10,8 +10,8 @@ from typing import Any, TextIO
 
 import msgspec
 
-from pumpkit.cli.exitcodes import ExitCode
 from pumpkit.errors import DumpError, FileAccessError, NotADumpFileError
+from pumpkit.exitcodes import ExitCode
 from pumpkit.io.dumpfile import DumpSetReader, get_dumpfile_info, verify_paths
 
 __all__ = ("add_commands",)

@@ -11,7 +11,6 @@ import anyio
 import msgspec
 
 from pumpkit.cli.client import Client
-from pumpkit.cli.exitcodes import ExitCode
 from pumpkit.cli.selection import (
     LIST_KEYS,
     PARFILE_KEYS,
@@ -22,6 +21,7 @@ from pumpkit.cli.selection import (
 from pumpkit.core.status import JobView
 from pumpkit.engine.session import Session
 from pumpkit.errors import FileAccessError, InvalidArgumentError, UsageError
+from pumpkit.exitcodes import ExitCode
 
 __all__ = ("add_commands", "read_parfile")
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from pumpkit import __version__
 from pumpkit.cli import inspect, jobs
-from pumpkit.cli.exitcodes import ExitCode
 from pumpkit.errors import BadStateError, FileAccessError, PumpkitError, UsageError
+from pumpkit.exitcodes import ExitCode
 
 __all__ = ("main", "parser")
 

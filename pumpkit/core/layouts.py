@@ -18,15 +18,13 @@ from typing import Any
 
 import msgspec
 
+from pumpkit.errors import LayoutError
+
 __all__ = ("LAYOUTS", "Layout", "LayoutError", "make_layout")
 
 LAYOUTS = ("VARTEXT", "JSON", "MSGPACK")
 
 Row = tuple[Any, ...]
-
-
-class LayoutError(ValueError):
-    """A record does not fit the layout; the message says why (the loader adds where)."""
 
 
 class Layout:

@@ -75,6 +75,7 @@ from functools import lru_cache
 from typing import Final, NoReturn
 
 from pumpkit.core.buffers import Buffer
+from pumpkit.errors import CopyFormatError
 
 __all__ = (
     "CopyDecoder",
@@ -110,41 +111,6 @@ _INT64_MAX: Final = (1 << 63) - 1
 _USECS_PER_DAY: Final = 86_400_000_000
 _ORDINAL_2000: Final = date(2000, 1, 1).toordinal()  # PostgreSQL's epoch for dates and times
 _MAX_ARRAY_DIMS: Final = 6  # PostgreSQL's MAXDIM
-
-
-class CopyFormatError(ValueError):
-    """The bytes are not a binary COPY stream this decoder can read, or a kind is unknown.
-
-    ``reason`` is the fault alone; ``offset`` the byte offset in the stream where it was
-    found (the start of the field, count word or header part at fault); ``row`` the 1-based
-    number of the tuple; ``column`` the 0-based index into the kinds and ``column_name`` its
-    name when the caller gave names. Each is ``None`` where it does not apply; the message
-    names all that do.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        offset: int | None = None,
-        row: int | None = None,
-        column: int | None = None,
-        column_name: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.offset = offset
-        self.row = row
-        self.column = column
-        self.column_name = column_name
-        where = []
-        if offset is not None:
-            where.append(f"byte offset {offset}")
-        if row is not None:
-            where.append(f"row {row}")
-        if column is not None:
-            name = "" if column_name is None else f" ({column_name})"
-            where.append(f"column {column}{name}")
-        super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
 
 
 # --- scalar decoders -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = (
     "dispatch_order",
     "granule_target",
     "split_key_range",
+    "worker_count",
 )
 
 #: A granule holds about this many bytes of table data (an estimate: rows x average size).
@@ -106,3 +107,9 @@ def dispatch_order(items: Iterable[tuple[int, int]]) -> Sequence[int]:
     """
     indexed = list(items)
     return [key for key, _ in sorted(indexed, key=lambda kb: -kb[1])]
+
+
+def worker_count(degree: int, cpus: int | None) -> int:
+    """How many processes to start: enough for the degree, and for SET_PARALLEL up to the
+    number of cores without starting more later."""
+    return max(degree, cpus or 1, 1)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from pumpkit.errors import BadStateError, InvalidStateError
+from pumpkit.errors import InvalidStateError, InvalidTransitionError
 
 __all__ = (
     "ACTIVE_STATES",
@@ -104,18 +104,6 @@ class Procedure(enum.StrEnum):
     START_JOB = "START_JOB"
     STOP_JOB = "STOP_JOB"
     WAIT_FOR_JOB = "WAIT_FOR_JOB"
-
-
-class InvalidTransitionError(BadStateError, ValueError):
-    """The job was asked to move between two states that no edge of the machine joins.
-
-    ``current`` and ``new`` are the two states' values; the message names both.
-    """
-
-    def __init__(self, message: str, *, current: str, new: str) -> None:
-        self.current = current
-        self.new = new
-        super().__init__(message)
 
 
 # --- the named groups of states --------------------------------------------------------------
@@ -307,15 +295,17 @@ TRANSITION_REASONS: Mapping[JobState, Mapping[JobState, str]] = MappingProxyType
             "kill removes a job that never started, control table and all.",
         },
         JobState.EXECUTING: {
-            JobState.COMPLETING: "Every work item is done; the job wraps up.",
+            JobState.COMPLETING: "Every work item is done and recorded (an export's set is "
+            "closed, an import's markers dropped); the job wraps up.",
             JobState.STOP_PENDING: "STOP_JOB (orderly): workers finish their current items.",
-            JobState.STOPPING: "STOP_JOB immediate: workers are ended at once.",
+            JobState.STOPPING: "STOP_JOB immediate, a failure, or its session's end: the "
+            "workers are ended at once.",
             JobState.NOT_RUNNING: "The control coroutine died; the control table outlives it.",
             JobState.UNDEFINED: "Kill: the control table is dropped.",
         },
         JobState.STOP_PENDING: {
-            JobState.STOPPING: "The workers finished their items (or STOP_JOB immediate cut "
-            "them short).",
+            JobState.STOPPING: "The workers finished their items (or STOP_JOB immediate, or a "
+            "failure, cut them short).",
             JobState.NOT_RUNNING: "The control coroutine died while the workers drained.",
             JobState.UNDEFINED: "Kill: the control table is dropped.",
         },
@@ -340,7 +330,8 @@ TRANSITION_REASONS: Mapping[JobState, Mapping[JobState, str]] = MappingProxyType
         JobState.IDLING: {
             JobState.EXECUTING: "START_JOB restarts the job where it stopped.",
             JobState.STOPPING: "STOP_JOB: the control coroutine records the stop and ends.",
-            JobState.STOPPED: "STOP_JOB, when there is nothing to wind down.",
+            JobState.STOPPED: "STOP_JOB, or the last session's DETACH, when there is nothing "
+            "to wind down.",
             JobState.NOT_RUNNING: "The control coroutine died while idling.",
             JobState.UNDEFINED: "Kill: the control table is dropped.",
         },

@@ -13,37 +13,30 @@ first checkpoint) and retries with back-off.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import deque
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
+from pumpkit.core.control_table import ControlRow, ProcessingState, RowUpdate
 from pumpkit.core.inmod import MAX_BODY, Call, EntryCode, LoaderProtocol, Outcome
+from pumpkit.core.jobplan import BAND
 from pumpkit.core.layouts import Layout, make_layout
 from pumpkit.core.planner import Phase
-from pumpkit.engine.modules import InmodBuffer, load_object, make_driver  # noqa: F401 - InmodBuffer: where tests look
-from pumpkit.errors import ConnectorError, PumpkitError, UsageError
-from pumpkit.io.connectors.sqlite import SqliteTarget
-from pumpkit.io.store import ControlRow
+from pumpkit.engine.job import Job
+from pumpkit.engine.modules import make_driver
+from pumpkit.errors import ConnectorError, ErrorLimitReached, RetryableError, UsageError
+from pumpkit.io.connectors import open_target
+from pumpkit.io.connectors.base import RecordLoad
+from pumpkit.io.usercode import load_object
 
-if TYPE_CHECKING:
-    from pumpkit.engine.control import JobRunner
-
-__all__ = ("ErrorLimitReached", "run_load")
+__all__ = ("run_load",)
 
 _READS = (EntryCode.FIRST, EntryCode.NEXT)
 # Database failures: retried this many times, waiting 0.5 s, 1 s, 2 s, ... (at most 30 s).
 MAX_RETRIES = 8
 _BACKOFF_CAP = 30.0
-# A load's target gives up on a lock after this long: that is a database failure, retried.
-LOAD_BUSY_TIMEOUT = 2.0
-
-
-class ErrorLimitReached(PumpkitError):
-    """ERRLIMIT records failed: the job stops (restartable) after its last checkpoint."""
 
 
 # --- the load loop -----------------------------------------------------------------------------
@@ -78,8 +71,8 @@ class _Batch:
         )
 
 
-async def run_load(job: JobRunner) -> None:
-    """The control coroutine's work for a LOAD job (``job`` is its ``JobRunner``)."""
+async def run_load(job: Job) -> None:
+    """The work of a LOAD job (``job`` is EXECUTING and owned by this process)."""
     p = job.parameters
     database = str(p["DATABASE"])
     table = str(p.get("TARGET_TABLE") or "")
@@ -90,61 +83,49 @@ async def run_load(job: JobRunner) -> None:
     every = int(p.get("CHECKPOINT") or 10_000)
     seconds = float(p.get("CHECKPOINT_SECONDS") or 0)
     errlimit = int(p.get("ERRLIMIT") or 0)
-    target = await _open_target(job, database)
+    upsert = str(p.get("LOAD_MODE", "INSERT")) == "UPSERT"
+    key = _names(p.get("UPSERT_KEY")) if upsert else []
+    if upsert and not key:
+        raise UsageError("LOAD_MODE=UPSERT needs UPSERT_KEY: the columns of a unique key")
+    target = await _retried(job, lambda: open_target(database, "", busy_timeout=2.0))
     try:
-        await job.check_fingerprint("TARGET", await anyio.to_thread.run_sync(target.fingerprint))
-        columns = _names(p.get("COLUMNS")) or await anyio.to_thread.run_sync(
-            target.table_columns, table
-        )
-        key = _names(p.get("UPSERT_KEY")) if str(p.get("LOAD_MODE", "INSERT")) == "UPSERT" else []
-        if str(p.get("LOAD_MODE", "INSERT")) == "UPSERT" and not key:
-            raise UsageError("LOAD_MODE=UPSERT needs UPSERT_KEY: the columns of a unique key")
-        layout = make_layout(
-            str(p.get("LAYOUT") or "VARTEXT"),
-            columns,
-            delimiter=str(p.get("DELIMITER") or "|"),
-            load=load_object,
-        )
-        sql = target.load_sql(table, columns, key)
-        last = await anyio.to_thread.run_sync(target.last_checkpoint, job.guid)
-        row = await _progress_row(job, table)
-        await _load(
-            job, target, layout, sql, row, last, every=every, seconds=seconds, errlimit=errlimit
-        )
+        await job.check_fingerprint("TARGET", await target.fingerprint())
+        load = await _retried(job, lambda: target.open_load(table, _names(p.get("COLUMNS")), key))
+        try:
+            layout = make_layout(
+                str(p.get("LAYOUT") or "VARTEXT"),
+                load.columns,
+                delimiter=str(p.get("DELIMITER") or "|"),
+                load=load_object,
+            )
+            last = await load.last_checkpoint(job.guid)
+            row = await _progress_row(job, table)
+            await _load(
+                job, load, layout, row, last, every=every, seconds=seconds, errlimit=errlimit
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await load.close()
     finally:
-        await anyio.to_thread.run_sync(target.close)
+        with anyio.CancelScope(shield=True):
+            await target.close()
 
 
-def is_database_failure(exc: sqlite3.Error) -> bool:
-    """A failure of the database itself (retried), not of the load's SQL (fatal at once)."""
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and any(
-        word in text for word in ("locked", "busy", "disk i/o", "unable to open", "full")
-    )
-
-
-async def _open_target(job: JobRunner, database: str) -> SqliteTarget:
-    """The target, retried with back-off while it is locked (a database failure too)."""
+async def _retried(job: Job, opening: Any) -> Any:
+    """``await opening()``, retried with back-off while the database fails (locked,
+    unreachable): a database failure, as TPump retries one."""
     for attempt in range(1, MAX_RETRIES + 1):
         try:
-            target = await anyio.to_thread.run_sync(
-                partial(SqliteTarget, database, busy_timeout=LOAD_BUSY_TIMEOUT)
-            )
-        except ConnectorError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-        else:
-            try:
-                await anyio.to_thread.run_sync(target.ensure_load_tables)
-                return target
-            except sqlite3.OperationalError as exc:
-                await anyio.to_thread.run_sync(target.close)
-                if not is_database_failure(exc):
-                    raise
-        wait = min(_BACKOFF_CAP, 0.5 * 2 ** (attempt - 1))
-        await job.log(f"The target is locked; retrying in {wait:g} s")
-        await anyio.sleep(wait)
-    raise ConnectorError(f"the target {database!r} stayed locked through {MAX_RETRIES} tries")
+            return await opening()
+        except RetryableError as exc:
+            if attempt == MAX_RETRIES:
+                raise ConnectorError(
+                    f"the target stayed unavailable through {MAX_RETRIES} tries: {exc}"
+                ) from None
+            wait = min(_BACKOFF_CAP, 0.5 * 2 ** (attempt - 1))
+            await job.log(f"The target is locked or unavailable ({exc}); retrying in {wait:g} s")
+            await anyio.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _names(value: object) -> list[str]:
@@ -155,30 +136,29 @@ def _names(value: object) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-async def _progress_row(job: JobRunner, table: str) -> ControlRow:
-    rows = await job.store.rows(job.job_name, object_types=["TABLE_DATA"])
+async def _progress_row(job: Job, table: str) -> ControlRow:
+    rows = await job.store.rows(job.name, object_types=["TABLE_DATA"])
     if rows:
         return rows[0]
     row = ControlRow(
-        process_order=Phase.TABLE_DATA * 1_000_000 + 1,
+        process_order=Phase.TABLE_DATA * BAND + 1,
         duplicate=1,
         object_type="TABLE_DATA",
         object_type_path="SCHEMA/TABLE/TABLE_DATA",
         object_schema="main",
         object_name=table,
-        processing_state="R",
+        processing_state=ProcessingState.RUNNING,
         completed_rows=0,
         start_time=time.time(),
     )
-    await job.store.insert_rows(job.job_name, [row])
+    await job.store.insert_rows(job.name, [row])
     return row
 
 
 async def _load(
-    job: JobRunner,
-    target: SqliteTarget,
+    job: Job,
+    target: RecordLoad,
     layout: Layout,
-    sql: str,
     row: ControlRow,
     last: tuple[int, bytes, int, int] | None,
     *,
@@ -186,16 +166,16 @@ async def _load(
     seconds: float,
     errlimit: int,
 ) -> None:
-    if row.processing_state == "C":
+    if row.done:
         # The load completed before the job could say so: nothing is left to do.
-        await anyio.to_thread.run_sync(target.forget_load, job.guid)
+        await target.forget(job.guid)
         await job.log(f"The load into {row.object_name} had completed; nothing to redo")
         return
     number, info, applied, last_sequence = last if last else (0, None, 0, 0)
     protocol = LoaderProtocol(checkpoint=info, checkpoint_sequence=last_sequence)
     driver = make_driver(str(job.parameters["INMOD"]), str(job.parameters.get("INMOD_PARMS") or ""))
     restart = last is not None or job.restart_count > 0
-    errors_so_far = await anyio.to_thread.run_sync(target.error_count, job.guid)
+    errors_so_far = await target.error_count(job.guid)
     calls: deque[Call] = deque(protocol.start(restart=restart))
     if restart:
         await job.log(
@@ -235,22 +215,16 @@ async def _load(
         await drive(protocol.checkpoint_due())
         assert protocol.pending_checkpoint is not None
         try:
-            failed = await anyio.to_thread.run_sync(
-                target.apply_checkpoint,
+            failed = await target.apply_checkpoint(
                 job.guid,
-                job.job_name,
-                sql,
+                job.name,
                 batch.rows,
                 batch.sequences,
                 batch.records,
                 batch.errors,
                 (number + 1, protocol.pending_checkpoint, applied, protocol.pending_sequence),
             )
-        except sqlite3.OperationalError as exc:
-            if not is_database_failure(exc):
-                raise ConnectorError(
-                    f"loading {row.object_name!r} failed: {exc}", table=row.object_name
-                ) from None
+        except RetryableError as exc:
             # The database failed (locked, I/O): roll back (done), reposition, try again.
             retries += 1
             if retries > MAX_RETRIES:
@@ -274,7 +248,14 @@ async def _load(
         protocol.checkpoint_stored()
         applied += len(batch.rows) - (len(failed) - len(batch.errors))
         errors_so_far += len(failed)
-        await job.mark(row, completed_rows=applied, error_count=errors_so_far, processing_state="R")
+        await job.mark(
+            row,
+            RowUpdate(
+                completed_rows=applied,
+                error_count=errors_so_far,
+                processing_state=ProcessingState.RUNNING,
+            ),
+        )
         await job.log(
             f"Checkpoint {number}: {applied} rows applied, {errors_so_far} records in the error"
             f" table, input at sequence {protocol.checkpoint_sequence}"
@@ -291,8 +272,11 @@ async def _load(
         await drive(protocol.end())
         # Complete in the control table first, then forget the restart log: a crash in
         # between must find the load complete, never restart it from the beginning.
-        await job.mark(row, processing_state="C", completion_time=time.time())
-        await anyio.to_thread.run_sync(target.forget_load, job.guid)
+        await job.mark(
+            row,
+            RowUpdate(processing_state=ProcessingState.COMPLETED, completion_time=time.time()),
+        )
+        await target.forget(job.guid)
         await job.log(
             f"Loaded {applied} rows into {row.object_name}; {errors_so_far} in the error table"
         )

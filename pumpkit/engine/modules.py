@@ -14,7 +14,6 @@ A module is named ``module:Name`` and written in either form:
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import msgspec
 
 from pumpkit.core.inmod import Call, EntryCode, Record, Reply, encode_parms
 from pumpkit.errors import InmodError, UsageError
+from pumpkit.io.usercode import load_object
 
 __all__ = (
     "ClassDriver",
@@ -31,7 +31,6 @@ __all__ = (
     "FunctionDriver",
     "InmodBuffer",
     "Receiver",
-    "load_object",
     "make_driver",
 )
 
@@ -150,21 +149,6 @@ class FunctionDriver(Driver):
             bytes(buffer.body[:length]) if 0 <= length <= len(buffer.body) else bytes(buffer.body)
         )
         return Reply(buffer.return_code, length, body, sequence)
-
-
-def load_object(spec: str) -> Any:
-    """``module:Name`` -> the object; raises ``UsageError`` naming what is missing."""
-    module_name, sep, name = spec.partition(":")
-    if not sep or not module_name or not name:
-        raise UsageError(f"{spec!r} is not module:Name")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r} for {spec!r}: {exc}") from None
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise UsageError(f"module {module_name!r} has no {name!r}") from None
 
 
 def make_driver(spec: str, parms: str) -> Driver:

@@ -13,9 +13,10 @@ from typing import Any
 
 import msgspec
 
+from pumpkit.core.control_table import JobRecord, RowKind
 from pumpkit.core.status import FileStatus, Status, StatusMask, WorkerStatus
 from pumpkit.errors import StoreError
-from pumpkit.io.store import ControlStore, JobRecord, this_host
+from pumpkit.io.store import ControlStore, this_host
 
 __all__ = ("HEARTBEAT_STALE", "job_status", "owner_alive", "pid_alive")
 
@@ -83,7 +84,7 @@ async def _job_status(
         fields.update(operation=record.operation, job_mode=record.job_mode, degree=record.degree)
         files = []
         for f in rows:
-            if f.object_type != "FILE":
+            if f.kind is not RowKind.FILE:
                 continue
             path = Path(f.file_name or "")
             files.append(
@@ -97,11 +98,11 @@ async def _job_status(
         fields["files"] = tuple(files)
     if mask & StatusMask.JOB_STATUS:
         data = [r for r in rows if r.object_type == "TABLE_DATA"]
-        objects = [r for r in rows if r.process_order > 0 and r.object_type != "TABLE_DATA"]
-        done = [r for r in data if r.processing_state == "C"]
+        objects = [r for r in rows if r.kind is RowKind.OBJECT and r.object_type != "TABLE_DATA"]
+        done = [r for r in data if r.done]
         total_rows = sum(
             (r.completed_rows or 0)
-            if r.processing_state == "C" or record.operation == "IMPORT"
+            if r.done or record.operation == "IMPORT"
             else (r.estimated_rows or 0)
             for r in data
         )
@@ -117,7 +118,7 @@ async def _job_status(
             percent_done=(100.0 * done_bytes / total_bytes)
             if total_bytes
             else (100.0 if record.state == "COMPLETED" else 0.0),
-            completed_objects=sum(1 for r in objects if r.processing_state == "C"),
+            completed_objects=sum(1 for r in objects if r.done),
             total_objects=len(objects),
             restart_count=record.restart_count,
             workers=tuple(
@@ -130,7 +131,7 @@ async def _job_status(
                     partition_name=r.partition_name,
                 )
                 for r in rows
-                if r.object_type == "WORKER"
+                if r.kind is RowKind.WORKER
             ),
         )
     if mask & StatusMask.JOB_STATUS:
@@ -138,7 +139,7 @@ async def _job_status(
             (
                 r.value_t
                 for r in rows
-                if r.object_type == "PARAMETER" and r.name == "WAITING_FOR" and r.value_t
+                if r.kind is RowKind.PARAMETER and r.name == "WAITING_FOR" and r.value_t
             ),
             None,
         )

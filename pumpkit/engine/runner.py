@@ -2,10 +2,11 @@
 
 The seed's master control process is a process of its own, so that the client may go away:
 a session (or ``pumpkit export``) defines the job, then starts this runner detached from its
-terminal. The runner takes the job over with a compare-and-set on its state (DEFINING or
-IDLING -> EXECUTING, owner = this process), so of two clients racing to start or restart one
-job exactly one wins; it then runs the control coroutine until the job ends. Its exit code
-says how: 0 completed, 6 stopped, 1 failed, 3 could not take the job.
+terminal. The runner takes the job (``ControlStore.take_job``: a compare-and-set of its state,
+DEFINING or IDLING -> EXECUTING, and its owner), so of two clients racing to start or restart
+one job exactly one wins; it then runs the control coroutine until the job ends. Its exit
+code (``pumpkit.exitcodes.ExitCode``) says how: OK completed, STOPPED, FAULT failed, KILLED,
+JOB_TAKEN when another process had taken the job.
 """
 
 from __future__ import annotations
@@ -14,60 +15,73 @@ import argparse
 import os
 import secrets
 import sys
-import time
 from collections.abc import Sequence
 
 import anyio
 import msgspec
 
+from pumpkit.core.control_table import Owner
 from pumpkit.core.states import JobState
 from pumpkit.engine.control import run_job
-from pumpkit.io.store import ControlStore, this_host
+from pumpkit.exitcodes import ExitCode
+from pumpkit.io.store import ControlStore, open_store, this_host
 
-__all__ = ("main", "take_and_run")
+__all__ = ("main", "new_owner", "take_and_run")
 
-EXIT_COMPLETED = 0
-EXIT_FAILED = 1
-EXIT_NOT_TAKEN = 3
-EXIT_STOPPED = 6
+
+def new_owner() -> Owner:
+    """This process, as the owner of a job it takes."""
+    return Owner(host=this_host(), pid=os.getpid(), token=secrets.token_hex(8))
+
+
+async def _run(
+    store: ControlStore,
+    job_name: str,
+    expect: JobState,
+    *,
+    skip_current: bool,
+    password: str | None,
+) -> int:
+    record = await store.job(job_name)
+    if record is None:
+        print(f"pumpkit runner: job {job_name} does not exist", file=sys.stderr)
+        return ExitCode.USAGE
+    if await store.take_job(job_name, expect, new_owner()) is None:
+        now = await store.job(job_name)
+        holder = f"{now.owner_host}:{now.owner_pid}" if now and now.owner_pid else "another process"
+        state = now.state if now else "gone"
+        print(
+            f"pumpkit runner: job {job_name} is no longer {expect.value} ({state}): another"
+            f" process started it ({holder} has it)",
+            file=sys.stderr,
+        )
+        return ExitCode.JOB_TAKEN
+    state = await run_job(store, job_name, skip_current=skip_current, password=password)
+    if state == JobState.COMPLETED:
+        return ExitCode.OK
+    final = await store.job(job_name)
+    if final is None:
+        return ExitCode.KILLED
+    if (final.stop_reason or "").startswith("ERROR"):
+        return ExitCode.FAULT
+    return ExitCode.STOPPED
 
 
 async def take_and_run(
     home: str, job_name: str, expect_state: str, *, skip_current: bool, password: str | None = None
 ) -> int:
     """Take the job over (compare-and-set) and run it; returns the exit code."""
-    store = await ControlStore.open(home)
+    store = await open_store(home)
     try:
-        record = await store.job(job_name)
-        if record is None:
-            print(f"pumpkit runner: job {job_name} does not exist", file=sys.stderr)
-            return EXIT_NOT_TAKEN
-        token = secrets.token_hex(8)
-        taken = await store.update_job(
-            job_name,
-            expect_state=expect_state,
-            state=JobState.EXECUTING.value,
-            owner_host=this_host(),
-            owner_pid=os.getpid(),
-            owner_token=token,
-            heartbeat=time.time(),
-            stop_reason=None,
-            restart_count=record.restart_count + (1 if expect_state == "IDLING" else 0),
-        )
-        if not taken:
-            print(
-                f"pumpkit runner: job {job_name} is no longer {expect_state}: another process"
-                " started it",
-                file=sys.stderr,
+        return int(
+            await _run(
+                store,
+                job_name,
+                JobState(expect_state),
+                skip_current=skip_current,
+                password=password,
             )
-            return EXIT_NOT_TAKEN
-        state = await run_job(store, job_name, skip_current=skip_current, password=password)
-        if state == JobState.COMPLETED:
-            return EXIT_COMPLETED
-        final = await store.job(job_name)
-        if final is not None and (final.stop_reason or "").startswith("ERROR"):
-            return EXIT_FAILED
-        return EXIT_STOPPED
+        )
     finally:
         with anyio.CancelScope(shield=True):
             await store.close()

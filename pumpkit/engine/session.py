@@ -13,7 +13,6 @@ pumpkit runs on anyio's asyncio backend (aiosqlite is built on asyncio).
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -28,6 +27,14 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
+from pumpkit.core.control_table import (
+    ControlRow,
+    FileEntry,
+    JobRecord,
+    JobUpdate,
+    RowKind,
+    parameter_row,
+)
 from pumpkit.core.parameters import (
     DATA_FILTERS,
     METADATA_FILTERS,
@@ -38,6 +45,7 @@ from pumpkit.core.parameters import (
     parse_size,
     validate_parameter,
 )
+from pumpkit.core.selecting import filter_entries
 from pumpkit.core.selection import build_selection, parse_name_list
 from pumpkit.core.states import (
     ACTIVE_STATES,
@@ -48,9 +56,8 @@ from pumpkit.core.states import (
 )
 from pumpkit.core.status import JobView, Status, StatusMask
 from pumpkit.engine.control import run_job
-from pumpkit.engine.modules import load_object
 from pumpkit.engine.progress import job_status, owner_alive
-from pumpkit.engine.selecting import filter_entries
+from pumpkit.engine.runner import new_owner
 from pumpkit.errors import (
     FileAccessError,
     InvalidArgumentError,
@@ -59,8 +66,10 @@ from pumpkit.errors import (
     PumpkitError,
     UsageError,
 )
+from pumpkit.exitcodes import ExitCode
 from pumpkit.io.dumpfile import expand_template
-from pumpkit.io.store import ControlRow, ControlStore, JobRecord, this_host
+from pumpkit.io.store import ControlStore, open_store
+from pumpkit.io.usercode import load_object
 
 __all__ = ("Session",)
 
@@ -95,7 +104,7 @@ class Session:
         self._passwords: dict[str, str] = {}
 
     async def __aenter__(self) -> Session:
-        self._store_ = await ControlStore.open(self._home)
+        self._store_ = await open_store(self._home)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         return self
@@ -255,8 +264,8 @@ class Session:
         )
         rows = [
             ControlRow(
-                process_order=-1,
-                object_type="JOB",
+                process_order=RowKind.JOB,
+                object_type=RowKind.JOB.name,
                 operation=op,
                 job_mode=mode,
                 state=JobState.DEFINING.value,
@@ -265,14 +274,14 @@ class Session:
                 degree=1,
                 start_time=now,
             ),
-            _parameter("DATABASE", db, is_default=False),
-            _parameter("JOB_MODE", mode, is_default=False),
+            parameter_row("DATABASE", db, is_default=False),
+            parameter_row("JOB_MODE", mode, is_default=False),
         ]
         for name, spec in PARAMETERS.items():
             # These three have defaults that depend on other parameters (ENCRYPTION: ALL with
             # a password; TABLE_EXISTS_ACTION: APPEND under CONTENT=DATA_ONLY): absent = unset.
             if op in spec.operations and name not in _DERIVED_DEFAULTS:
-                rows.append(_parameter(name, spec.default, is_default=True))
+                rows.append(parameter_row(name, spec.default, is_default=True))
         await store.create_job(record, rows)
         return self._new_handle(job_name)
 
@@ -298,13 +307,20 @@ class Session:
                     raise UsageError(
                         f"job {job_name!r} has no control table left: it cannot restart"
                     )
-                changed = await self._store.update_job(
+                stored = parse_state(record.state)
+                # A job whose owner died is NOT RUNNING though its record still says what it
+                # was doing: the move passes through NOT RUNNING, from the dead owner.
+                path = (
+                    (JobState.NOT_RUNNING, JobState.IDLING)
+                    if stored is not JobState.NOT_RUNNING and state is JobState.NOT_RUNNING
+                    else (JobState.IDLING,)
+                )
+                changed = await self._store.move(
                     job_name,
-                    expect_state=record.state,
-                    state=JobState.IDLING.value,
-                    owner_host=None,
-                    owner_pid=None,
-                    owner_token=None,
+                    stored,
+                    *path,
+                    token=record.owner_token if state is JobState.NOT_RUNNING else None,
+                    update=JobUpdate(owner_host=None, owner_pid=None, owner_token=None),
                 )
                 if not changed:
                     continue  # another session moved it first (to IDLING, most likely): look again
@@ -328,9 +344,7 @@ class Session:
             await self._store.drop_job(handle.job_name)
         elif record.state == JobState.IDLING.value:
             # Nobody is left to restart it: it is a stopped job again.
-            await self._store.update_job(
-                handle.job_name, expect_state=JobState.IDLING.value, state=JobState.STOPPED.value
-            )
+            await self._store.move(handle.job_name, JobState.IDLING, JobState.STOPPED)
 
     # -- defining the job
 
@@ -390,18 +404,17 @@ class Session:
             )
         if kind == "DUMP" and record.operation == "IMPORT" and not first.exists():
             raise FileAccessError(f"dump file {str(first)!r} does not exist", path=str(first))
-        row = ControlRow(
-            process_order=-3,
-            object_type="FILE",
-            name=f"{kind}:{folder / filename}",
-            file_type=kind,
-            user_directory=str(folder),
-            user_file_name=filename,
-            file_name=str(first),
-            file_max_size=size,
-            value_n=1.0 if reusefile else 0.0,
+        await self._store.add_file(
+            handle.job_name,
+            FileEntry(
+                file_type=kind,
+                directory=str(folder),
+                file_name=filename,
+                first_path=str(first),
+                max_size=size,
+                reuse=reusefile,
+            ),
         )
-        await self._store.set_parameter(handle.job_name, row)
         if state in (JobState.EXECUTING, JobState.IDLING) and state == JobState.EXECUTING:
             await self._store.post_command(handle.job_name, "ADD_FILE", str(folder / filename))
 
@@ -410,7 +423,7 @@ class Session:
         handle, _, state = await self._state_for(h, Procedure.SET_PARALLEL)
         if not isinstance(degree, int) or isinstance(degree, bool) or not 1 <= degree <= 64:
             raise InvalidArgumentError(f"degree {degree!r} must be an integer from 1 to 64")
-        await self._store.update_job(handle.job_name, degree=degree)
+        await self._store.update_job(handle.job_name, JobUpdate(degree=degree))
         if state == JobState.EXECUTING:
             await self._store.post_command(handle.job_name, "PARALLEL", str(degree))
 
@@ -433,14 +446,12 @@ class Session:
                 # Recorded now, so a restart without the password is refused instead of
                 # writing the rest of the set in clear.
                 await self._store.set_parameter(
-                    handle.job_name, _parameter("ENCRYPTION", "ALL", is_default=True)
+                    handle.job_name, "ENCRYPTION", "ALL", is_default=True
                 )
             return
         if name.upper() == "CONTENT":
             build_selection(await self._filter_entries(handle.job_name), content=str(normal))
-        await self._store.set_parameter(
-            handle.job_name, _parameter(name.upper(), normal, is_default=False)
-        )
+        await self._store.set_parameter(handle.job_name, name.upper(), normal)
 
     async def data_filter(
         self,
@@ -479,16 +490,7 @@ class Session:
                 raise InvalidArgumentError(
                     f"schema {bad!r} does not exist: a SQLite database has the schema 'main'"
                 )
-            await self._store.set_parameter(
-                handle.job_name,
-                ControlRow(
-                    process_order=-2,
-                    object_type="PARAMETER",
-                    name=key,
-                    value_t="json:" + msgspec.json.encode(names).decode(),
-                    is_default=0,
-                ),
-            )
+            await self._store.set_parameter(handle.job_name, key, names)
             value = names  # also a filter, which an import applies to the dump's objects
         await self._store_filter(handle, "METADATA_FILTER", key, value, object_path, None)
 
@@ -538,31 +540,16 @@ class Session:
                 await anyio.to_thread.run_sync(load_object, function)
             except PumpkitError as exc:
                 raise InvalidArgumentError(f"REMAP_DATA {value[0]}: {exc}") from None
-        await self._store.insert_rows(
-            handle.job_name,
-            [
-                ControlRow(
-                    process_order=-5,
-                    duplicate=len(earlier) + 1,  # call order: later calls refine earlier ones
-                    object_type="FILTER",
-                    name=f"{kind}:{key}",
-                    object_name=target,
-                    object_schema=schema,
-                    value_t="json:" + msgspec.json.encode(value).decode(),
-                )
-            ],
+        await self._store.add_filter(
+            handle.job_name, f"{kind}:{key}", value, target=target, schema=schema
         )
 
     async def _filter_entries(self, job_name: str) -> list[tuple[str, object, str | None]]:
-        rows = await self._store.rows(job_name, object_types=["FILTER"])
-        return filter_entries(rows)
+        return filter_entries(await self._store.filters(job_name))
 
     async def _parameters(self, job_name: str) -> dict[str, object]:
         """The job's PARAMETER rows as ``name -> value``."""
-        return {
-            r.name or "": (r.value_t if r.value_t is not None else r.value_n)
-            for r in await self._store.rows(job_name, object_types=["PARAMETER"])
-        }
+        return await self._store.parameters(job_name)
 
     async def _parameter(self, job_name: str, name: str, default: object) -> object:
         return (await self._parameters(job_name)).get(name, default)
@@ -588,7 +575,7 @@ class Session:
                     f"job {self.job_name(h)} is running: another session or process started it"
                 ) from None
             raise
-        files = await self._store.rows(handle.job_name, object_types=["FILE"])
+        files = await self._store.files(handle.job_name)
         params = await self._parameters(handle.job_name)
         outmod = bool(params.get("OUTMOD"))
         estimate_only = record.operation == "EXPORT" and bool(params.get("ESTIMATE_ONLY"))
@@ -612,27 +599,38 @@ class Session:
         if detached:
             await self._start_detached(handle.job_name, state, skip_current, password)
             return
-        token = secrets.token_hex(8)
-        changed = await self._store.update_job(
-            handle.job_name,
-            expect_state=record.state,
-            state=JobState.EXECUTING.value,
-            owner_host=this_host(),
-            owner_pid=os.getpid(),
-            owner_token=token,
-            heartbeat=time.time(),
-            restart_count=record.restart_count + (1 if state == JobState.IDLING else 0),
-        )
-        if not changed:
-            raise UsageError(f"job {handle.job_name} was started by another session")
+        if await self._store.take_job(handle.job_name, state, new_owner()) is None:
+            raise await self._taken(handle.job_name)
         assert self._tg is not None
         self._tg.start_soon(self._run, handle.job_name, skip_current, password)
+
+    async def _taken(self, job_name: str) -> InvalidStateError:
+        """The error for a START_JOB that lost the race: the job runs now, in whose process."""
+        record = await self._store.job(job_name)
+        state = JobState.UNDEFINED if record is None else self._effective_state(record)
+        holder = (
+            f"{record.owner_host}:{record.owner_pid}"
+            if record is not None and record.owner_pid
+            else "another process"
+        )
+        try:
+            check(Procedure.START_JOB, state)
+        except InvalidStateError as exc:
+            return exc.explained(
+                f"job {job_name} was started by another session or process ({holder} has it)"
+            )
+        return InvalidStateError(
+            f"job {job_name} was started by another session or process ({holder} has it)",
+            procedure=Procedure.START_JOB.value,
+            state=state.value,
+            valid=(JobState.DEFINING.value, JobState.IDLING.value),
+        )
 
     async def _start_detached(
         self, job_name: str, state: JobState, skip_current: bool, password: str | None
     ) -> None:
         """Start the runner process and wait until it owns the job (or says why not)."""
-        home = self._store.path.parent
+        home = Path(self._store.location)
         logs = home / "runners"
         logs.mkdir(exist_ok=True)
         out_path = logs / f"{job_name}.out"
@@ -663,6 +661,8 @@ class Session:
                 record = await self._store.job(job_name)
                 if record is not None and record.owner_pid == child.pid:
                     return  # it ran (and maybe ended) already
+                if child.returncode == ExitCode.JOB_TAKEN:
+                    raise await self._taken(job_name)
                 tail = out_path.read_text(errors="replace").strip().splitlines()[-1:]
                 raise UsageError(
                     f"job {job_name} did not start: "
@@ -673,16 +673,10 @@ class Session:
 
     async def _run(self, job_name: str, skip_current: bool, password: str | None) -> None:
         # The job gets its own store connection, as it would in its own process.
-        store = await ControlStore.open(self._home)
+        store = await open_store(self._home)
         try:
+            # A cancellation (the session left) stops the job: run_job records it.
             await run_job(store, job_name, skip_current=skip_current, password=password)
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await store.update_job(
-                    job_name, state=JobState.STOPPED.value, stop_reason="CANCELLED: session left"
-                )
-                await store.log(job_name, f"Job {job_name} stopped: its session was cancelled")
-            raise
         finally:
             with anyio.CancelScope(shield=True):
                 await store.close()
@@ -708,8 +702,8 @@ class Session:
             if keep_master is False or (state == JobState.DEFINING and not keep_master):
                 await self._store.drop_job(name)
             else:
-                await self._store.update_job(
-                    name, state=JobState.STOPPED.value, stop_reason="STOP_JOB"
+                await self._store.move(
+                    name, state, JobState.STOPPED, update=JobUpdate(stop_reason="STOP_JOB")
                 )
         else:
             await self._store.post_command(
@@ -867,14 +861,3 @@ def _strip_sqlite(text: str) -> str:
                 "/" + rest if prefix == "sqlite:///" and Path("/" + rest).parent.exists() else rest
             )
     return text
-
-
-def _parameter(name: str, value: str | int, *, is_default: bool) -> ControlRow:
-    return ControlRow(
-        process_order=-2,
-        object_type="PARAMETER",
-        name=name,
-        value_t=value if isinstance(value, str) else None,
-        value_n=float(value) if isinstance(value, int) else None,
-        is_default=int(is_default),
-    )

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pumpkit.cli.exitcodes import ExitCode
 from pumpkit.core.header import FORMAT_MINOR
+from pumpkit.exitcodes import ExitCode
 
 
 def pumpkit(*args, cwd=None):

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pumpkit.cli.exitcodes import ExitCode
+from pumpkit.exitcodes import ExitCode
 from pumpkit.testing.sqlite_fixtures import compare_databases, table_row_counts
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -51,7 +51,7 @@ async def test_parallel_export_sees_one_state_while_the_source_is_written(tmp_pa
     _make_source(source, 60_000)
     # Small granules: many reads at different moments, by both workers.
     monkeypatch.setattr(planner, "DEFAULT_GRANULE_BYTES", 256 * 1024)
-    monkeypatch.setattr("pumpkit.io.connectors.sqlite.DEFAULT_GRANULE_BYTES", 256 * 1024)
+    monkeypatch.setattr("pumpkit.io.connectors.sqlite.source.DEFAULT_GRANULE_BYTES", 256 * 1024)
     stop = threading.Event()
     committed: list[int] = []
     writer = threading.Thread(target=_keep_writing, args=(source, stop, committed))

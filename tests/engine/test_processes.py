@@ -527,19 +527,19 @@ async def test_two_sessions_attaching_to_a_crashed_job_at_once_both_attach(basel
     name = "EXPORT_ATTACHED_TWICE"
     await crashed_export(home, baseline.source, tmp_path, name)
     async with Session(home) as a, Session(home) as b:
-        update_job = b._store.update_job
+        move = b._store.move
         raced = []
 
-        async def a_attaches_first(job_name, **fields):
-            if fields.get("expect_state") is not None and not raced:
+        async def a_attaches_first(job_name, expect, *path, **fields):
+            if not raced:
                 raced.append(await a.attach(name))
-            return await update_job(job_name, **fields)
+            return await move(job_name, expect, *path, **fields)
 
-        b._store.update_job = a_attaches_first
+        b._store.move = a_attaches_first
         try:
             hb = await b.attach(name)
         finally:
-            b._store.update_job = update_job
+            b._store.move = move
         assert raced, "session a did not attach in between"
         assert await b.state(hb) == JobState.IDLING
         # Two sessions are attached: one of them leaving must not stop the job (the last

@@ -45,7 +45,7 @@ async def test_status_of_a_job_that_drops_its_control_table_meanwhile(
 
     import pumpkit
     from pumpkit.engine.progress import job_status
-    from pumpkit.io.store import ControlStore
+    from pumpkit.io.store import open_store
 
     source = tmp_path / "src.db"
     conn = sqlite3.connect(source)
@@ -58,7 +58,7 @@ async def test_status_of_a_job_that_drops_its_control_table_meanwhile(
         source, "s%U.dmp", directory=tmp_path, home=home, job_name="RACE"
     )
     assert status.state == "COMPLETED"
-    store = await ControlStore.open(home)
+    store = await open_store(home)
     try:
         answers = iter([True])
         real = store.has_control_table

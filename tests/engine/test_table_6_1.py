@@ -21,10 +21,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 
 import pumpkit
-from pumpkit.core.states import Procedure
+from pumpkit.core.control_table import JobUpdate
+from pumpkit.core.states import JobState, Procedure
 from pumpkit.io.store import this_host
 
 # --- the seed's Table 6-1, as a literal ---------------------------------------------------------
@@ -124,22 +126,32 @@ def source_db(tmp_path: Path) -> Path:
 
 
 async def force_state(session: pumpkit.Session, state: str) -> None:
-    """Put job ``JOB`` into ``state`` as the registry (and the Session) will read it."""
+    """Put job ``JOB`` into ``state`` as the registry (and the Session) will read it, by a
+    legal path of the state machine from DEFINING."""
     store = session._store
-    alive = {"owner_pid": os.getpid(), "owner_host": this_host(), "heartbeat": time.time()}
+    alive = JobUpdate(owner_pid=os.getpid(), owner_host=this_host(), heartbeat=time.time())
+    X, SG = JobState.EXECUTING, JobState.STOPPING
+    paths = {
+        "EXECUTING": (X,),
+        "STOP PENDING": (X, JobState.STOP_PENDING),
+        "STOPPING": (X, SG),
+        "COMPLETING": (X, JobState.COMPLETING),
+        "IDLING": (X, SG, JobState.STOPPED, JobState.IDLING),
+        "STOPPED": (JobState.STOPPED,),
+        "COMPLETED": (X, JobState.COMPLETING, JobState.COMPLETED),
+    }
     if state == "DEFINING":
         return
     if state == "UNDEFINED":
         await store.drop_job(JOB)
     elif state == "NOT RUNNING":
         # Its owner stopped beating an hour ago: nobody serves the job any more.
-        await store.update_job(
-            JOB, **{**alive, "state": "EXECUTING", "heartbeat": time.time() - 3600}
-        )
+        stale = msgspec.structs.replace(alive, heartbeat=time.time() - 3600)
+        await store.move(JOB, JobState.DEFINING, X, update=stale)
     elif state in ("EXECUTING", "STOP PENDING", "STOPPING", "COMPLETING"):
-        await store.update_job(JOB, state=state, **alive)
+        await store.move(JOB, JobState.DEFINING, *paths[state], update=alive)
     else:  # IDLING, STOPPED, COMPLETED: no owner needed
-        await store.update_job(JOB, state=state)
+        await store.move(JOB, JobState.DEFINING, *paths[state])
     # The Session must see exactly this state.
     record = await store.job(JOB)
     if state == "UNDEFINED":

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from pumpkit.errors import StoreError
-from pumpkit.io.store import SCHEMA_VERSION, ControlStore
+from pumpkit.io.store import open_store
+from pumpkit.io.store.sqlite import SCHEMA_VERSION
 
 OPEN_AND_LIST = """
 import sys, anyio
-from pumpkit.io.store import ControlStore
+from pumpkit.io.store import open_store
 async def main():
-    store = await ControlStore.open(sys.argv[1])
+    store = await open_store(sys.argv[1])
     try:
         await store.jobs()
     finally:
@@ -48,11 +49,11 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path, round
 
 NEWER_STORE = """
 import sqlite3, sys, anyio
-from pumpkit.io.store import ControlStore
+from pumpkit.io.store import open_store
 from pumpkit.errors import StoreError
 async def main():
     try:
-        await ControlStore.open(sys.argv[1])
+        await open_store(sys.argv[1])
     except StoreError as exc:
         print(exc)
 anyio.run(main)
@@ -86,13 +87,13 @@ async def test_opening_an_existing_store_takes_no_write_lock(tmp_path: Path) -> 
     """A client can open the store while another connection holds its write lock."""
     import sqlite3
 
-    store = await ControlStore.open(tmp_path)
+    store = await open_store(tmp_path)
     await store.close()
     holder = sqlite3.connect(tmp_path / "pumpkit.db", isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
         holder.execute("CREATE TABLE held (x)")
-        other = await ControlStore.open(tmp_path)
+        other = await open_store(tmp_path)
         assert await other.jobs() == []
         await other.close()
     finally:
@@ -104,4 +105,4 @@ async def test_opening_an_existing_store_takes_no_write_lock(tmp_path: Path) -> 
 async def test_an_unreadable_store_is_a_store_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "pumpkit.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"pumpkit\.db"):
-        await ControlStore.open(tmp_path)
+        await open_store(tmp_path)

@@ -1,254 +1,27 @@
-"""PostgreSQL as a source and a target, on asyncpg.
-
-Source: the catalog of the user schemas from ``pg_catalog`` (schemas, enums and domains,
-standalone sequences, tables with their columns, defaults, identity, serial and generated
-columns, constraints, indexes, views in dependency order, comments, sequence values), every
-table's rows as ``COPY (SELECT ...) TO STDOUT (FORMAT binary)`` byte streams that are never
-decoded on the way into the dump (the *zero-copy* path), granules as ranges of heap blocks
-(``ctid``), and one snapshot for every worker: a coordinator connection exports it
-(``pg_export_snapshot()``) and every worker sets it (``SET TRANSACTION SNAPSHOT``), as
-``pg_dump -j`` does.
-
-Target: the DDL in dependency order (types, tables, data, sequence values, constraints and
-indexes, foreign keys, views, comments); each granule loaded by ``COPY ... FROM STDIN
-(FORMAT binary)`` in one transaction together with its completion marker, so a restart after
-a crash loads every granule exactly once.
-
-Database URLs are libpq's: ``postgresql://user@host:port/database``.
-"""
+"""The catalog of a PostgreSQL database's user schemas, read from ``pg_catalog`` inside the
+export's snapshot: schemas, enums and domains, standalone sequences, tables with their
+columns, defaults, identity, serial and generated columns, constraints, indexes, views in
+dependency order, comments, sequence values."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterable, Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import asyncpg
 
-from pumpkit.core.planner import DEFAULT_GRANULE_BYTES, Granule
-from pumpkit.errors import ConnectorError, DumpError
-from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef, quote_ident
+from pumpkit.core.catalog import Catalog, ObjectDef, TableDef
+from pumpkit.core.ddl import quote_ident
+from pumpkit.core.rowcodec import PGCOPY
+from pumpkit.io.connectors.postgres.common import SYSTEM_SCHEMAS, literal, qualified
 
-__all__ = (
-    "MARKER_TABLE",
-    "PgSnapshot",
-    "PgSource",
-    "PgTarget",
-    "is_postgres_url",
-    "qualified",
-    "select_sql",
-)
-
-MARKER_TABLE = "pumpkit_import_markers"
-#: The row format of a PostgreSQL table's TABLE_DATA frames: see formats/dumpfile.md §5.8.
-PGCOPY = "pgcopy"
-_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
-_CONNECT_TIMEOUT = 30
+__all__ = ("read_catalog",)
 
 
-def is_postgres_url(database: object) -> bool:
-    return isinstance(database, str) and database.startswith(("postgresql://", "postgres://"))
-
-
-def qualified(schema: str, name: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
-
-
-def literal(text: str) -> str:
-    """An SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-async def connect(url: str) -> asyncpg.Connection:
-    try:
-        conn: asyncpg.Connection = await asyncpg.connect(url, timeout=_CONNECT_TIMEOUT)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise ConnectorError(f"cannot connect to {_safe(url)}: {exc}") from None
-    return conn
-
-
-def _safe(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        auth, _, host = rest.rpartition("@")
-        user = auth.partition(":")[0]
-        return f"{scheme}{sep}{user}@{host}"
-    return url
-
-
-def select_sql(
-    table: TableDef,
-    granule: Granule | None,
-    *,
-    condition: str | None = None,
-    subquery: str | None = None,
-    sample: float | None = None,
-) -> str:
-    """The SELECT a worker copies out: the table's dumped columns, in the granule's block
-    range, less what the data filters leave out."""
-    columns = ", ".join(quote_ident(c) for c in table.columns)
-    name = qualified(table.schema, table.name)
-    sql = f"SELECT {columns} FROM ONLY {name}"
-    if sample is not None and sample < 100:
-        sql += f" TABLESAMPLE BERNOULLI ({float(sample)!r})"
-    where = []
-    if granule is not None and granule.low is not None:
-        where.append(f"ctid >= '({granule.low},0)'::tid")
-    if granule is not None and granule.high is not None:
-        where.append(f"ctid < '({granule.high},0)'::tid")
-    if condition:
-        where.append(f"({condition})")
-    if subquery:
-        # The rows SUBQUERY's clause picks, as on SQLite: a clause of its own, so it never
-        # meets the granule's ctid range (within one snapshot a ctid names one row).
-        where.append(f"ctid IN (SELECT ctid FROM ONLY {name} {subquery})")
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql
-
-
-# --- the source -------------------------------------------------------------------------------
-
-
-class PgSnapshot:
-    """A coordinator connection whose REPEATABLE READ transaction exported a snapshot.
-
-    Workers' connections made by :meth:`worker` see exactly what it sees. It holds an
-    ACCESS SHARE lock on every table it read the catalog of, so no DDL changes them while
-    the export runs (as pg_dump). Close it when the export is done.
-    """
-
-    def __init__(self, conn: asyncpg.Connection, snapshot: str, url: str) -> None:
-        self.conn = conn
-        self.snapshot = snapshot
-        self.url = url
-
-    async def worker(self) -> asyncpg.Connection:
-        conn = await connect(self.url)
-        try:
-            await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            await conn.execute(f"SET TRANSACTION SNAPSHOT {literal(self.snapshot)}")
-        except BaseException:
-            await conn.close()
-            raise
-        return conn
-
-    async def close(self) -> None:
-        await self.conn.close()
-
-
-class PgSource:
-    """A PostgreSQL database to export."""
-
-    engine = "postgresql"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.version = ""
-
-    async def snapshot(self) -> PgSnapshot:
-        conn = await connect(self.url)
-        try:
-            await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            name = await conn.fetchval("SELECT pg_export_snapshot()")
-            self.version = str(await conn.fetchval("SHOW server_version"))
-        except BaseException:
-            await conn.close()
-            raise
-        return PgSnapshot(conn, str(name), self.url)
-
-    async def fingerprint(self) -> str:
-        """Which database this is: the cluster's system identifier and the database's oid."""
-        conn = await connect(self.url)
-        try:
-            row = await conn.fetchrow(
-                "SELECT (SELECT system_identifier FROM pg_control_system()) AS sys,"
-                " d.oid, d.datname FROM pg_database d WHERE d.datname = current_database()"
-            )
-            self.version = str(await conn.fetchval("SHOW server_version"))
-        finally:
-            await conn.close()
-        assert row is not None
-        return f"postgresql:{row['sys']}:{row['oid']}:{row['datname']}"
-
-    async def catalog(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        tables: Sequence[str] | None = None,
-        views: bool = True,
-        lock: bool = True,
-    ) -> Catalog:
-        """Every object of the user schemas, in the order an import creates them."""
-        return await _Catalog(conn).read(tables=tables, views=views, lock=lock)
-
-    async def granules(
-        self,
-        conn: asyncpg.Connection,
-        table: TableDef,
-        *,
-        target_bytes: int = DEFAULT_GRANULE_BYTES,
-    ) -> list[Granule]:
-        """Ranges of heap blocks of about ``target_bytes`` each; the last is open-ended."""
-        blocks = int(
-            await conn.fetchval(
-                "SELECT pg_relation_size($1::regclass, 'main')"
-                " / current_setting('block_size')::int",
-                qualified(table.schema, table.name),
-            )
-        )
-        size = table.estimated_bytes
-        count = max(1, min(blocks, math.ceil(size / max(1, target_bytes)))) if blocks else 1
-        if count == 1:
-            return [Granule(1, None, None, table.estimated_rows, size)]
-        step = math.ceil(blocks / count)
-        bounds = list(range(0, blocks, step))
-        out = []
-        for i, low in enumerate(bounds):
-            high = bounds[i + 1] if i + 1 < len(bounds) else None
-            share = ((high or blocks) - low) / blocks
-            out.append(
-                Granule(
-                    i + 1,
-                    None if i == 0 else low,
-                    high,
-                    round(table.estimated_rows * share),
-                    round(size * share),
-                )
-            )
-        return out
-
-    async def check_rows_filter(
-        self,
-        conn: asyncpg.Connection,
-        table: TableDef,
-        condition: str | None,
-        subquery: str | None,
-    ) -> None:
-        """Refuse a QUERY or SUBQUERY the server cannot plan, before any row moves."""
-        sql = select_sql(table, None, condition=condition, subquery=subquery)
-        # In a savepoint: the connection's transaction holds the export's snapshot, and a
-        # failed statement must not abort it.
-        await conn.execute("SAVEPOINT pumpkit_check")
-        try:
-            await conn.execute("EXPLAIN " + sql)
-            await conn.execute("RELEASE SAVEPOINT pumpkit_check")
-        except asyncpg.PostgresError as exc:
-            await conn.execute("ROLLBACK TO SAVEPOINT pumpkit_check")
-            raise ConnectorError(
-                f"the data filter of table {table.name!r} is not valid: {exc}", table=table.name
-            ) from None
-
-    @staticmethod
-    async def copy_out(conn: asyncpg.Connection, sql: str, output: Any, *, table: str) -> int:
-        """Stream ``sql``'s rows in binary COPY format to ``output`` (an async callable);
-        how many rows."""
-        try:
-            status = await conn.copy_from_query(sql, output=output, format="binary")
-        except asyncpg.PostgresError as exc:
-            raise ConnectorError(f"reading table {table!r} failed: {exc}", table=table) from None
-        return int(str(status).rpartition(" ")[2] or 0)
+async def read_catalog(
+    conn: asyncpg.Connection, *, tables: Sequence[str] | None, views: bool, lock: bool = True
+) -> Catalog:
+    """Every object of the user schemas, in the order an import creates them."""
+    return await _Catalog(conn).read(tables=tables, views=views, lock=lock)
 
 
 class _Catalog:
@@ -275,7 +48,7 @@ class _Catalog:
                 "SELECT nspname FROM pg_namespace WHERE nspname <> ALL($1::text[])"
                 " AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'"
                 " ORDER BY nspname",
-                list(_SYSTEM_SCHEMAS),
+                list(SYSTEM_SCHEMAS),
             )
         ]
         rels = await conn.fetch(
@@ -647,7 +420,7 @@ class _Catalog:
                 " JOIN pg_type t ON t.oid = d.objoid JOIN pg_namespace n ON n.oid = t.typnamespace"
                 " WHERE d.classoid = 'pg_type'::regclass AND t.typtype IN ('e', 'd')"
                 " AND n.nspname <> ALL($1::text[]) ORDER BY t.oid",
-                list(_SYSTEM_SCHEMAS),
+                list(SYSTEM_SCHEMAS),
             ):
                 word = "TYPE"
                 out.append(
@@ -660,173 +433,3 @@ class _Catalog:
                     )
                 )
         return out
-
-
-# --- the target -------------------------------------------------------------------------------
-
-
-class PgTarget:
-    """A PostgreSQL database to import into: one connection for DDL and markers; ``loader``
-    connections for the granules."""
-
-    engine = "postgresql"
-
-    def __init__(self, url: str, conn: asyncpg.Connection) -> None:
-        self.url = url
-        self.conn = conn
-
-    @classmethod
-    async def open(cls, url: str) -> PgTarget:
-        return cls(url, await connect(url))
-
-    async def close(self) -> None:
-        await self.conn.close()
-
-    async def loader(self) -> asyncpg.Connection:
-        return await connect(self.url)
-
-    async def fingerprint(self) -> str:
-        row = await self.conn.fetchrow(
-            "SELECT (SELECT system_identifier FROM pg_control_system()) AS sys,"
-            " d.oid, d.datname FROM pg_database d WHERE d.datname = current_database()"
-        )
-        assert row is not None
-        return f"postgresql:{row['sys']}:{row['oid']}:{row['datname']}"
-
-    async def existing_tables(self, tables: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Which ``(schema, name)`` exist already."""
-        wanted = list(tables)
-        present = {
-            (r["nspname"], r["relname"])
-            for r in await self.conn.fetch(
-                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n"
-                " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
-            )
-        }
-        return [t for t in wanted if t in present]
-
-    async def object_exists(self, object_type: str, schema: str, name: str) -> bool:
-        if object_type in ("TABLE", "VIEW", "INDEX", "SEQUENCE", "SEQUENCE_DEF"):
-            sql = (
-                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = $1 AND c.relname = $2"
-            )
-        elif object_type == "TYPE":
-            sql = (
-                "SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
-                " WHERE n.nspname = $1 AND t.typname = $2"
-            )
-        elif object_type in ("CONSTRAINT", "REF_CONSTRAINT"):
-            sql = (
-                "SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
-                " WHERE n.nspname = $1 AND c.conname = $2"
-            )
-        elif object_type == "SCHEMA":
-            sql = "SELECT 1 FROM pg_namespace WHERE nspname = $1 AND $2 = $2"
-        else:
-            return False
-        return await self.conn.fetchval(sql, schema, name) is not None
-
-    async def execute_ddl(self, sql: str, *, name: str) -> None:
-        try:
-            # The definitions are schema-qualified (the catalog is read with an empty
-            # search_path); so is their execution.
-            await self.conn.execute("SET search_path = ''; " + sql)
-        except asyncpg.PostgresError as exc:
-            raise ConnectorError(f"creating {name!r} failed: {exc}", table=name) from None
-
-    async def ensure_markers(self) -> None:
-        await self.conn.execute(
-            f"CREATE TABLE IF NOT EXISTS public.{MARKER_TABLE} ("
-            " job_guid text NOT NULL, process_order bigint NOT NULL, rows bigint NOT NULL,"
-            " PRIMARY KEY (job_guid, process_order))"
-        )
-
-    async def markers(self, job_guid: str) -> dict[int, int]:
-        if not await self.object_exists("TABLE", "public", MARKER_TABLE):
-            return {}
-        rows = await self.conn.fetch(
-            f"SELECT process_order, rows FROM public.{MARKER_TABLE} WHERE job_guid = $1",
-            job_guid,
-        )
-        return {r["process_order"]: r["rows"] for r in rows}
-
-    async def drop_markers(self, job_guid: str) -> None:
-        if not await self.object_exists("TABLE", "public", MARKER_TABLE):
-            return
-        await self.conn.execute(f"DELETE FROM public.{MARKER_TABLE} WHERE job_guid = $1", job_guid)
-        if not await self.conn.fetchval(f"SELECT count(*) FROM public.{MARKER_TABLE}"):
-            await self.conn.execute(f"DROP TABLE public.{MARKER_TABLE}")
-
-    async def truncate(self, schema: str, table: str) -> None:
-        await self.conn.execute(f"TRUNCATE TABLE ONLY {qualified(schema, table)}")
-
-    async def drop_table(self, schema: str, table: str) -> None:
-        await self.conn.execute(f"DROP TABLE {qualified(schema, table)} CASCADE")
-
-    async def set_sequence(self, schema: str, name: str, value: int | None) -> None:
-        """A sequence's value; ``None``: never used (its next value is its start)."""
-        if value is None:
-            # RESTART, not setval(1): 1 may be outside its bounds (a descending sequence).
-            await self.conn.execute(f"ALTER SEQUENCE {qualified(schema, name)} RESTART")
-        else:
-            seq = literal(qualified(schema, name))
-            await self.conn.execute(f"SELECT setval({seq}, {int(value)}, true)")
-
-    async def set_serial(self, schema: str, table: str, column: str, value: int) -> None:
-        """The value of the identity sequence of ``table.column`` (a SQLite AUTOINCREMENT
-        table's ``sqlite_sequence`` value, in a cross-engine import)."""
-        await self.conn.execute(
-            "SELECT setval(pg_get_serial_sequence($1, $2), $3, true)",
-            qualified(schema, table),
-            column,
-            value,
-        )
-
-    @staticmethod
-    async def load_granule(
-        conn: asyncpg.Connection,
-        table: TableDef,
-        *,
-        schema: str,
-        name: str,
-        copy: AsyncIterable[bytes] | None = None,
-        records: AsyncIterable[tuple[Any, ...]] | None = None,
-        job_guid: str,
-        process_order: int,
-        columns: Sequence[str] | None = None,
-        expect: int | None = None,
-    ) -> int:
-        """Load one granule's rows (a binary COPY stream, or records) and its marker in one
-        transaction; how many rows went in. With ``expect``, another count rolls it back
-        (``DumpError``): the dump does not hold what its control table says."""
-        cols = list(columns or table.columns)
-        try:
-            async with conn.transaction():
-                if copy is not None:
-                    status = await conn.copy_to_table(
-                        name, schema_name=schema, columns=cols, source=copy, format="binary"
-                    )
-                else:
-                    assert records is not None
-                    status = await conn.copy_records_to_table(
-                        name, schema_name=schema, columns=cols, records=records
-                    )
-                rows = int(str(status).rpartition(" ")[2] or 0)
-                if expect is not None and rows != expect:
-                    raise DumpError(
-                        f"table {schema}.{name}: the granule gave {rows} rows, the export"
-                        f" recorded {expect}"
-                    )
-                await conn.execute(
-                    f"INSERT INTO public.{MARKER_TABLE} (job_guid, process_order, rows)"
-                    " VALUES ($1, $2, $3)",
-                    job_guid,
-                    process_order,
-                    rows,
-                )
-        except asyncpg.PostgresError as exc:
-            raise ConnectorError(
-                f"loading table {schema}.{name} failed: {exc}", table=name
-            ) from None
-        return rows

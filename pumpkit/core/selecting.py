@@ -7,21 +7,17 @@ module reads them out of the control table and applies them to catalog objects a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 
 from pumpkit.core import ddl
+from pumpkit.core.catalog import Catalog, ObjectDef, TableDef
+from pumpkit.core.control_table import ControlRow, FilterEntry
 from pumpkit.core.selection import Candidate, Selection, build_selection
-from pumpkit.engine.modules import load_object
-from pumpkit.errors import PumpkitError, UsageError
-from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef
-from pumpkit.io.store import ControlRow
 
 __all__ = (
-    "BatchRemap",
-    "batch_remap",
     "filter_entries",
     "job_selection",
     "remap_object",
@@ -31,21 +27,13 @@ __all__ = (
 )
 
 
-def filter_entries(rows: Iterable[ControlRow]) -> list[tuple[str, object, str | None]]:
+def filter_entries(filters: Iterable[FilterEntry]) -> list[tuple[str, object, str | None]]:
     """The stored filter calls ``(KIND:NAME, value, target)`` in the order they were made."""
-    entries = []
-    for r in sorted(rows, key=lambda r: r.duplicate):
-        value: object = None
-        if r.value_t is not None and r.value_t.startswith("json:"):
-            value = msgspec.json.decode(r.value_t[5:])
-        entries.append((r.name or "", value, r.object_name))
-    return entries
+    return [(f.name, f.value, f.target) for f in sorted(filters, key=lambda f: f.seq)]
 
 
-def job_selection(filter_rows: Iterable[ControlRow], parameters: dict[str, Any]) -> Selection:
-    return build_selection(
-        filter_entries(filter_rows), content=str(parameters.get("CONTENT") or "ALL")
-    )
+def job_selection(filters: Iterable[FilterEntry], parameters: dict[str, Any]) -> Selection:
+    return build_selection(filter_entries(filters), content=str(parameters.get("CONTENT") or "ALL"))
 
 
 # --- export: the catalog ----------------------------------------------------------------------
@@ -145,65 +133,3 @@ def _renamed(name: str, old_table: str, new_table: str) -> str:
     if at >= 0:
         return name[:at] + new_table + name[at + len(old_table) :]
     return f"{new_table}_{name}"
-
-
-# --- REMAP_DATA -------------------------------------------------------------------------------
-
-Rows = list[tuple[Any, ...]]
-
-
-def batch_remap(function: Callable[[list[Any]], list[Any]]) -> Callable[[list[Any]], list[Any]]:
-    """Mark a REMAP_DATA function as taking a whole batch column (a list of values) and
-    returning a list of as many values; unmarked functions are called once per value."""
-    function.pumpkit_batch = True  # type: ignore[attr-defined]
-    return function
-
-
-class BatchRemap:
-    """REMAP_DATA of one table: ``column -> function``, applied to batches of rows."""
-
-    def __init__(self, table: str, columns: Sequence[str], functions: dict[str, str]) -> None:
-        self.table = table
-        self._plan: list[tuple[int, str, Callable[..., Any], bool]] = []
-        folded = [c.casefold() for c in columns]
-        for column, spec in functions.items():
-            if column.casefold() not in folded:
-                raise UsageError(
-                    f"REMAP_DATA names column {column!r} of table {table!r}, which it does not"
-                    f" have (columns: {', '.join(columns)})"
-                )
-            function = load_object(spec)
-            if not callable(function):
-                raise UsageError(f"REMAP_DATA {spec!r} is not a function")
-            batch = bool(getattr(function, "pumpkit_batch", False))
-            self._plan.append((folded.index(column.casefold()), spec, function, batch))
-
-    def __bool__(self) -> bool:
-        return bool(self._plan)
-
-    def __call__(self, rows: Rows) -> Rows:
-        if not self._plan or not rows:
-            return rows
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        for index, spec, function, batch in self._plan:
-            values = columns[index]
-            try:
-                out = function(values) if batch else [function(v) for v in values]
-            except PumpkitError:
-                raise
-            except Exception as exc:
-                raise UsageError(
-                    f"REMAP_DATA {spec} failed on table {self.table!r}: {type(exc).__name__}: {exc}"
-                ) from None
-            if not isinstance(out, list) or len(out) != len(values):
-                raise UsageError(
-                    f"REMAP_DATA {spec} on table {self.table!r} must return a list of"
-                    f" {len(values)} values"
-                )
-            columns[index] = out
-        return list(zip(*columns, strict=True))
-
-
-def remapper(table: TableDef, selection: Selection) -> BatchRemap | None:
-    functions = selection.data_remaps(table.name)
-    return BatchRemap(table.name, table.columns, functions) if functions else None

@@ -1,4 +1,5 @@
-"""Export workers as OS processes: the seed's worker processes, for the GIL's sake.
+"""The SQLite source's readers: worker processes (the seed's worker processes, for the GIL's
+sake) that read granules of one snapshot and frame their rows.
 
 Measured (benchmarks/README.md): reading rows out of SQLite into Python objects is about 70%
 of an export's CPU time and holds the GIL, so worker *threads* cannot use a second core.
@@ -21,34 +22,56 @@ its stdin and stdout with length-prefixed messages: nothing of the calling appli
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
-from typing import IO
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
+import anyio
 import msgspec
 import zstandard
 
+from pumpkit.core.catalog import TableDef
 from pumpkit.core.crypto import FrameCipher
+from pumpkit.core.ddl import quote_ident
 from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     MAX_PAYLOAD,
-    FrameHeader,
     FrameKind,
     build_frame,
     parse_frame_header,
 )
 from pumpkit.core.planner import Granule
-from pumpkit.engine.selecting import BatchRemap
-from pumpkit.errors import ConnectorError, PumpkitError
-from pumpkit.io.connectors.base import TableDef
-from pumpkit.io.connectors.sqlite import SqliteSource, open_reader, read_batches, writers_held
-from pumpkit.io.dumpfile import DumpSetWriter
+from pumpkit.errors import ConnectorError, JobStopped, PumpkitError
+from pumpkit.io.connectors.base import (
+    FramePlacer,
+    GranuleReaders,
+    GranuleRequest,
+    GranuleResult,
+    RowSpec,
+)
+from pumpkit.io.connectors.sqlite.common import connect
+from pumpkit.io.usercode import BatchRemap
 
-__all__ = ("BATCH_BYTES", "ExportPool", "GranuleResult", "RowSpec", "Stopped", "worker_count")
+if TYPE_CHECKING:
+    from pumpkit.io.connectors.sqlite.source import SqliteSource
+
+__all__ = (
+    "BATCH_BYTES",
+    "ReaderPool",
+    "open_reader",
+    "open_readers",
+    "read_batches",
+    "rows_filter_sql",
+    "writers_held",
+)
 
 #: The flush threshold: a batch is about this many bytes of rows (one fetch, one frame).
 BATCH_BYTES = 1 << 20
@@ -60,7 +83,7 @@ _START_TIMEOUT = 60.0
 
 _LENGTH = struct.Struct("<I")
 # Not "-m": the package's __init__ would import this module before it ran as __main__.
-_WORKER_COMMAND = "from pumpkit.engine.processes import main; main()"
+_WORKER_COMMAND = "from pumpkit.io.connectors.sqlite.readers import main; main()"
 
 
 class Channel:
@@ -89,28 +112,6 @@ class Channel:
         for stream in (self._writer, self._reader):
             with contextlib.suppress(OSError, ValueError):
                 stream.close()
-
-
-class Stopped(Exception):
-    """Raised in the parent when an immediate stop interrupts a granule."""
-
-
-class RowSpec(msgspec.Struct, frozen=True):
-    """What a worker reads of a table beyond the granule's key range: a QUERY condition, a
-    SUBQUERY clause, a SAMPLE percentage, and REMAP_DATA (``column -> module:function``)."""
-
-    condition: str | None = None
-    subquery: str | None = None
-    sample: float | None = None
-    remaps: dict[str, str] = msgspec.field(default_factory=dict)
-
-
-class GranuleResult(msgspec.Struct):
-    frames: list[list[int]] = msgspec.field(
-        default_factory=list
-    )  # fileid, position, length, rows, bytes
-    rows: int = 0
-    bytes: int = 0
 
 
 # --- the worker process ---------------------------------------------------------------------
@@ -194,7 +195,7 @@ def _encoded(
 # --- the parent's side ------------------------------------------------------------------------
 
 
-class ExportPool:
+class ReaderPool:
     """``count`` worker processes reading one snapshot of ``source``. Close it when done."""
 
     def __init__(self, source: SqliteSource, count: int, *, level: int) -> None:
@@ -218,7 +219,7 @@ class ExportPool:
                         raise ConnectorError(message[1:].decode(errors="replace"))
         except EOFError:
             self.close()
-            raise ConnectorError("an export worker process ended before it was ready") from None
+            raise ConnectorError("an export reader process ended before it was ready") from None
         except BaseException:
             self.close()
             raise
@@ -240,42 +241,32 @@ class ExportPool:
         self._conns = []
         self._processes = []
 
-    def run_granule(
-        self,
-        worker: int,
-        table: TableDef,
-        granule: Granule,
-        object_id: int,
-        writer: DumpSetWriter | None,
-        stop: threading.Event,
-        sink: Callable[[FrameHeader, memoryview], None] | None = None,
-        *,
-        spec: RowSpec | None = None,
-        key: bytes | None = None,
+    def read_granule(
+        self, worker: int, request: GranuleRequest, place: FramePlacer, stop: threading.Event
     ) -> GranuleResult:
-        """Have worker ``worker`` export one granule; place its frames; fsync; say where.
+        """Have worker ``worker`` read one granule; hand its frames to ``place``; say where.
 
-        ``sink``, when given, also receives every frame (an export's output module); with
-        no ``writer`` the frames go only there. Blocking: run it in a thread. Raises
-        ``ConnectorError`` for a failure in the worker and ``Stopped`` when ``stop`` is set
-        (the pool must then be closed: the worker may be mid-granule).
+        Blocking: run it in a thread. Raises ``ConnectorError`` for a failure in the worker
+        and ``JobStopped`` when ``stop`` is set (the pool must then be closed: the worker
+        may be mid-granule).
         """
         conn = self._conns[worker]
+        table = request.table
         conn.send_bytes(
             msgspec.msgpack.encode(
                 [
                     msgspec.msgpack.encode(table),
-                    msgspec.msgpack.encode(granule),
-                    object_id,
-                    msgspec.msgpack.encode(spec or RowSpec()),
-                    key or b"",
+                    msgspec.msgpack.encode(request.granule),
+                    request.object_id,
+                    msgspec.msgpack.encode(request.spec),
+                    request.key or b"",
                 ]
             )
         )
         result = GranuleResult()
         while True:
             if stop.is_set():
-                raise Stopped
+                raise JobStopped
             try:
                 message = conn.recv_bytes()
             except EOFError:
@@ -290,24 +281,11 @@ class ExportPool:
             view = memoryview(message)
             header = view[1 : 1 + FRAME_HEADER_SIZE]
             parsed = parse_frame_header(header)
-            payload = view[1 + FRAME_HEADER_SIZE :]
-            if sink is not None:
-                sink(parsed, payload)
-            if writer is not None:
-                location = writer.write_built(header, payload)
-                result.frames.append(
-                    [
-                        location.fileid,
-                        location.position,
-                        location.length,
-                        parsed.count,
-                        parsed.uncompressed_length,
-                    ]
-                )
+            ref = place(header, view[1 + FRAME_HEADER_SIZE :])
+            if ref is not None:
+                result.frames.append(ref)
             result.rows += parsed.count
             result.bytes += parsed.uncompressed_length
-        if writer is not None:
-            writer.sync()
         return result
 
 
@@ -317,7 +295,139 @@ def main() -> None:
     _worker_main(Channel(sys.stdin.buffer, sys.stdout.buffer), database, level)
 
 
-def worker_count(degree: int, cpus: int | None) -> int:
-    """How many processes to start: enough for the degree, and for SET_PARALLEL up to the
-    number of cores without starting more later."""
-    return max(degree, cpus or 1, 1)
+@contextlib.contextmanager
+def writers_held(source: SqliteSource) -> Iterator[None]:
+    """Hold the database's write lock (``BEGIN IMMEDIATE``) for the duration.
+
+    Readers that start their read transaction inside it all see the same committed state:
+    no writer can commit in between, and WAL (or their shared locks) keeps that state for
+    them afterwards. The application's writers wait (their busy timeout) only meanwhile.
+    """
+    lock: sqlite3.Connection | None = None
+    try:
+        lock = source.connect(readonly=False)
+        lock.execute("BEGIN IMMEDIATE")
+    except (sqlite3.OperationalError, ConnectorError) as exc:
+        if lock is not None:
+            lock.close()
+        lock = None
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise ConnectorError(
+                f"source database {str(source.path)!r} is locked by another writer"
+                f" (waited {source.busy_timeout:g} s): {exc}"
+            ) from None
+        # A read-only file: nobody can write it, so every reader sees one state anyway.
+    try:
+        yield
+    finally:
+        if lock is not None:
+            if lock.in_transaction:
+                lock.execute("ROLLBACK")
+            lock.close()
+
+
+def open_reader(path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> sqlite3.Connection:
+    """A read-only connection whose read transaction (its snapshot) has begun."""
+    conn = connect(Path(path), readonly=True, timeout=busy_timeout)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM main.sqlite_master").fetchone()
+    return conn
+
+
+def rows_filter_sql(
+    table: TableDef, condition: str | None, subquery: str | None, sample: float | None
+) -> list[str]:
+    """The WHERE terms of the data filters: QUERY's condition as given, SUBQUERY as the rows
+    that ``SELECT key FROM table <subquery>`` picks, SAMPLE as a random share of rows."""
+    terms = []
+    if condition:
+        terms.append(f"({condition})")
+    if subquery:
+        qname = quote_ident(table.name)
+        if table.key_alias is not None:
+            key = table.key_alias
+        elif table.primary_key:
+            key = "(" + ", ".join(quote_ident(c) for c in table.primary_key) + ")"
+        else:
+            raise ConnectorError(
+                f"SUBQUERY needs a key of table {table.name!r} (a rowid or a primary key)",
+                table=table.name,
+            )
+        inner = key.strip("()") if key.startswith("(") else key
+        terms.append(f"{key} IN (SELECT {inner} FROM main.{qname} {subquery})")
+    if sample is not None and sample < 100:
+        terms.append(f"(abs(random()) % 1000000) < {int(sample * 10_000)}")
+    return terms
+
+
+def read_batches(
+    conn: sqlite3.Connection,
+    table: TableDef,
+    granule: Granule,
+    *,
+    batch_bytes: int = 1 << 20,
+    condition: str | None = None,
+    subquery: str | None = None,
+    sample: float | None = None,
+) -> Iterator[list[tuple[object, ...]]]:
+    """The rows of ``granule`` in rowid (or primary key) order, in batches of about
+    ``batch_bytes`` (one ``fetchmany`` each: the rows never pass through Python one by one),
+    less those the data filters leave out (see :func:`rows_filter_sql`)."""
+    select = ", ".join(quote_ident(c) for c in table.columns)
+    sql = f"SELECT {select} FROM main.{quote_ident(table.name)}"
+    params: list[int] = []
+    key = table.key_alias
+    where = rows_filter_sql(table, condition, subquery, sample)
+    if key is not None:
+        if granule.low is not None:
+            where.append(f"{key} >= ?")
+            params.append(granule.low)
+        if granule.high is not None:
+            where.append(f"{key} <= ?")
+            params.append(granule.high)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if key is not None:
+        sql += f" ORDER BY {key}"
+    elif table.primary_key:
+        sql += " ORDER BY " + ", ".join(quote_ident(c) for c in table.primary_key)
+    per_row = max(1, table.estimated_bytes // max(1, table.estimated_rows))
+    size = max(1, min(100_000, batch_bytes // per_row))
+    try:
+        cursor = conn.execute(sql, params)
+        while rows := cursor.fetchmany(size):
+            yield rows
+    except sqlite3.DatabaseError as exc:
+        raise ConnectorError(
+            f"reading table {table.name!r} failed: {exc}", table=table.name
+        ) from None
+
+
+async def open_readers(source: SqliteSource, count: int, *, level: int) -> GranuleReaders:
+    """``count`` reader processes of ``source``, all in one snapshot."""
+    pool = await anyio.to_thread.run_sync(lambda: ReaderPool(source, count, level=level))
+    return _Readers(pool)
+
+
+class _Readers(GranuleReaders):
+    """The worker processes, each reading one granule at a time (in a thread of ours that
+    waits for its frames)."""
+
+    def __init__(self, pool: ReaderPool) -> None:
+        self.pool = pool
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    async def read(
+        self, reader: int, request: GranuleRequest, place: FramePlacer, stop: threading.Event
+    ) -> GranuleResult:
+        return await anyio.to_thread.run_sync(
+            partial(self.pool.read_granule, reader % len(self.pool), request, place, stop)
+        )
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.pool.close)
+
+
+_PROBE_KEYS = 100_000

@@ -1,0 +1,64 @@
+"""The catalog: what a database holds that a job moves, as it travels in a dump.
+
+The catalog types are msgspec structs because they travel: into METADATA frames of the dump
+and into the control table, so an import (perhaps years later, perhaps into another engine)
+knows every object without asking the source again. Pure data: no engine is named here.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ("Catalog", "ObjectDef", "TableDef")
+
+
+class TableDef(msgspec.Struct, frozen=True, kw_only=True):
+    """A table: its DDL as the source stores it and the columns each dumped row holds.
+
+    ``columns`` are the values of a dumped row, in order. When ``rowid_column`` is set, the
+    first value is the row's rowid, read and restored through that alias (``rowid``,
+    ``_rowid_`` or ``oid``), so a copy keeps rowids even without an INTEGER PRIMARY KEY.
+    Generated columns are never dumped: the target computes them.
+    """
+
+    schema: str
+    name: str
+    ddl: str
+    columns: tuple[str, ...]
+    rowid_column: str | None = None
+    key_alias: str | None = None  # an unshadowed rowid alias for range scans; None: one granule
+    without_rowid: bool = False
+    primary_key: tuple[str, ...] = ()
+    estimated_rows: int = 0
+    estimated_bytes: int = 0
+    object_type: str = "TABLE"
+    # Since format 1.2 (PostgreSQL sources). The declared type of each dumped column as the
+    # source writes it; the base type each value is encoded as (``pg_type.typname``, ``enum``,
+    # ``_`` + the element's for arrays); whether it is NOT NULL. Empty: a SQLite source.
+    column_types: tuple[str, ...] = ()
+    column_kinds: tuple[str, ...] = ()
+    not_null: tuple[bool, ...] = ()
+    #: How the TABLE_DATA frames hold the rows: ``msgpack`` (an array of row arrays per
+    #: frame) or ``pgcopy`` (a granule's frames, concatenated, are one PostgreSQL binary
+    #: COPY stream). See formats/dumpfile.md.
+    row_format: str = "msgpack"
+
+
+class ObjectDef(msgspec.Struct, frozen=True, kw_only=True):
+    """Any other object: INDEX, VIEW, TRIGGER (DDL), SEQUENCE (a value), PRAGMA (a setting)."""
+
+    object_type: str
+    schema: str
+    name: str
+    table: str = ""
+    ddl: str = ""
+    value: int | None = None
+
+
+class Catalog(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a job moves, in source order."""
+
+    engine: str
+    version: str
+    tables: tuple[TableDef, ...] = ()
+    objects: tuple[ObjectDef, ...] = ()

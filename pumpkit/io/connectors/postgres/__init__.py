@@ -1,0 +1,19 @@
+"""PostgreSQL, on asyncpg: ``source`` (one exported snapshot, binary COPY readers),
+``catalog`` (the user schemas from pg_catalog), ``target`` (DDL, COPY loaders, TPump-style
+loads) and ``common`` (URLs, connections, quoting)."""
+
+from __future__ import annotations
+
+from pumpkit.io.connectors.postgres.common import MARKER_TABLE, is_postgres_url, qualified
+from pumpkit.io.connectors.postgres.source import PgSnapshot, PgSource
+from pumpkit.io.connectors.postgres.target import PgTarget, pg_schema
+
+__all__ = (
+    "MARKER_TABLE",
+    "PgSnapshot",
+    "PgSource",
+    "PgTarget",
+    "is_postgres_url",
+    "pg_schema",
+    "qualified",
+)

@@ -1,0 +1,23 @@
+"""SQLFILE of a PostgreSQL dump: the schema-qualified definitions in the order an import runs
+them, sequence values as ``setval``."""
+
+from __future__ import annotations
+
+from pumpkit.core.catalog import ObjectDef, TableDef
+from pumpkit.io.connectors.base import Script, statement
+from pumpkit.io.connectors.postgres.common import literal, qualified
+
+__all__ = ("PgScript",)
+
+
+class PgScript(Script):
+    def table(self, table: TableDef) -> list[str]:
+        return [statement(table.ddl)]
+
+    def object(self, obj: ObjectDef) -> list[str]:
+        if obj.object_type == "SEQUENCE":
+            name = literal(qualified(obj.schema, obj.name))
+            if obj.value is None:
+                return [f"ALTER SEQUENCE {qualified(obj.schema, obj.name)} RESTART;"]
+            return [f"SELECT pg_catalog.setval({name}, {int(obj.value)}, true);"]
+        return [statement(obj.ddl)]

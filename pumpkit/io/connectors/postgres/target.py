@@ -1,0 +1,531 @@
+"""PostgreSQL as a target: the DDL in dependency order, granules loaded exactly once over
+several connections, and TPump-style loads with their restart log in the target.
+
+A PostgreSQL dump's definitions are schema-qualified (its catalog was read with an empty
+search_path) and run so. Each granule is one transaction on a loader connection of its own:
+a PostgreSQL dump's frames go to ``COPY ... FROM STDIN (FORMAT binary)`` as they are
+(decompressed, decrypted, never decoded); a SQLite dump's rows are decoded, converted to the
+columns' PostgreSQL types (``pumpkit.core.typemap``) and sent with
+``copy_records_to_table``; the granule's completion marker is inserted in the same
+transaction, so a restart after a crash loads each granule exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from pumpkit.core.catalog import ObjectDef, TableDef
+from pumpkit.core.ddl import quote_ident
+from pumpkit.core.rowcodec import PGCOPY, decode_rows
+from pumpkit.core.typemap import pg_table_ddl, row_converter, to_pg_value
+from pumpkit.errors import ConnectorError, DumpError, JobStopped, RetryableError
+from pumpkit.io.connectors.base import (
+    Batch,
+    GranuleLoaders,
+    LoadRequest,
+    RecordLoad,
+    RowPipe,
+    Target,
+)
+from pumpkit.io.connectors.postgres.common import MARKER_TABLE, connect, literal, qualified
+from pumpkit.io.connectors.postgres.source import database_identity
+from pumpkit.io.connectors.sqlite.common import ERROR_TABLE, MAX_RECORD, RESTART_LOG, describe_table
+
+__all__ = ("PgTarget", "pg_schema")
+
+# SQLSTATE classes of a failure of the database itself (retried): connection exceptions,
+# insufficient resources, operator intervention, system errors; and lock and
+# serialization failures.
+_RETRYABLE_CLASSES = ("08", "53", "57", "58")
+_RETRYABLE_STATES = ("40001", "40P01", "55P03")
+
+
+def pg_schema(table: TableDef) -> str:
+    """Where a table goes in PostgreSQL: its own schema, or ``public`` for SQLite's ``main``."""
+    return "public" if table.schema in ("main", "") else table.schema
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | asyncpg.InterfaceError | ConnectionError):
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    return state[:2] in _RETRYABLE_CLASSES or state in _RETRYABLE_STATES
+
+
+class PgTarget(Target):
+    """A PostgreSQL database to import or load into: one connection for DDL and markers;
+    loader connections for the granules. Open with :meth:`open`."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str, conn: asyncpg.Connection, source_engine: str) -> None:
+        self.url = url
+        self.conn = conn
+        self.source_engine = source_engine
+        #: For a SQLite source: each table's PostgreSQL column types (the converters' key).
+        self.column_types: dict[str, list[str]] = {}
+
+    @classmethod
+    async def open(cls, url: str, source_engine: str) -> PgTarget:
+        return cls(url, await connect(url), source_engine)
+
+    @property
+    def cross(self) -> bool:
+        return self.source_engine != self.engine
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def fingerprint(self) -> str:
+        return await database_identity(self.conn)
+
+    def schema_of(self, table: TableDef) -> str:
+        return "public" if self.cross else pg_schema(table)
+
+    # -- objects
+
+    async def _existing(self, wanted: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        present = {
+            (r["nspname"], r["relname"])
+            for r in await self.conn.fetch(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n"
+                " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
+            )
+        }
+        return [t for t in wanted if t in present]
+
+    async def existing_tables(self, tables: list[TableDef]) -> list[str]:
+        present = await self._existing([(pg_schema(t), t.name) for t in tables])
+        return [name for _, name in present]
+
+    async def table_exists(self, table: TableDef) -> bool:
+        return bool(await self._existing([(pg_schema(table), table.name)]))
+
+    async def _object_exists(self, object_type: str, schema: str, name: str) -> bool:
+        if object_type in ("TABLE", "VIEW", "INDEX", "SEQUENCE", "SEQUENCE_DEF"):
+            sql = (
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = $1 AND c.relname = $2"
+            )
+        elif object_type == "TYPE":
+            sql = (
+                "SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+                " WHERE n.nspname = $1 AND t.typname = $2"
+            )
+        elif object_type in ("CONSTRAINT", "REF_CONSTRAINT"):
+            sql = (
+                "SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+                " WHERE n.nspname = $1 AND c.conname = $2"
+            )
+        elif object_type == "SCHEMA":
+            sql = "SELECT 1 FROM pg_namespace WHERE nspname = $1 AND $2 = $2"
+        else:
+            return False
+        return await self.conn.fetchval(sql, schema, name) is not None
+
+    async def _execute_ddl(self, sql: str, name: str) -> None:
+        try:
+            # The definitions are schema-qualified (the catalog is read with an empty
+            # search_path); so is their execution.
+            await self.conn.execute("SET search_path = ''; " + sql)
+        except asyncpg.PostgresError as exc:
+            raise ConnectorError(f"creating {name!r} failed: {exc}", table=name) from None
+
+    def pg_columns(self, table: TableDef) -> list[str]:
+        """The PostgreSQL types of a SQLite table's dumped columns (made on first use)."""
+        if table.name not in self.column_types:
+            columns, uniques = describe_table(table.ddl, table.name)
+            _, types, _ = pg_table_ddl("x", columns, uniques)
+            self.column_types[table.name] = types
+        return self.column_types[table.name]
+
+    async def create_table(self, table: TableDef) -> list[str]:
+        if not self.cross:
+            await self._execute_ddl(table.ddl, table.name)
+            return []
+        columns, uniques = describe_table(table.ddl, table.name)
+        ddl, types, notes = pg_table_ddl(qualified(pg_schema(table), table.name), columns, uniques)
+        self.column_types[table.name] = types
+        await self._execute_ddl(ddl, table.name)
+        return [f"table {table.name!r}: {n}" for n in notes]
+
+    async def truncate(self, table: TableDef) -> None:
+        await self.conn.execute(f"TRUNCATE TABLE ONLY {qualified(pg_schema(table), table.name)}")
+
+    async def drop_table(self, table: TableDef) -> None:
+        await self.conn.execute(f"DROP TABLE {qualified(pg_schema(table), table.name)} CASCADE")
+
+    async def _set_sequence(self, schema: str, name: str, value: int | None) -> None:
+        """A sequence's value; ``None``: never used (its next value is its start)."""
+        if value is None:
+            # RESTART, not setval(1): 1 may be outside its bounds (a descending sequence).
+            await self.conn.execute(f"ALTER SEQUENCE {qualified(schema, name)} RESTART")
+        else:
+            seq = literal(qualified(schema, name))
+            await self.conn.execute(f"SELECT setval({seq}, {int(value)}, true)")
+
+    async def create_object(self, obj: ObjectDef) -> str | None:
+        conn = self.conn
+        if obj.object_type == "SEQUENCE":
+            if not self.cross:
+                await self._set_sequence(obj.schema, obj.name, obj.value)
+                return None
+            # SQLite's sqlite_sequence value of an AUTOINCREMENT table: its identity column.
+            key = await conn.fetchval(
+                "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = $1::regclass"
+                " AND a.attidentity <> ''",
+                qualified("public", obj.table),
+            )
+            if key is not None and obj.value:
+                await conn.execute(
+                    "SELECT setval(pg_get_serial_sequence($1, $2), $3, true)",
+                    qualified("public", obj.table),
+                    key,
+                    int(obj.value),
+                )
+            return None
+        if obj.object_type in ("PRAGMA", "TRIGGER") and self.cross:
+            return (
+                f"{obj.object_type} {obj.name!r} left out: a {self.source_engine}"
+                f" {obj.object_type.lower()} has no {self.engine} counterpart pumpkit makes"
+            )
+        schema = "public" if self.cross else obj.schema
+        if obj.object_type != "COMMENT" and await self._object_exists(
+            obj.object_type, schema, obj.name
+        ):
+            return None
+        if not self.cross:
+            await self._execute_ddl(obj.ddl, obj.name)
+            return None
+        # A SQLite index or view: its SQL is often PostgreSQL's too, on unqualified names.
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL search_path = public; " + obj.ddl)
+        except asyncpg.PostgresError as exc:
+            return f"{obj.object_type} {obj.name!r} left out: PostgreSQL refuses its SQL ({exc})"
+        return None
+
+    # -- markers
+
+    async def ensure_markers(self) -> None:
+        await self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS public.{MARKER_TABLE} ("
+            " job_guid text NOT NULL, process_order bigint NOT NULL, rows bigint NOT NULL,"
+            " PRIMARY KEY (job_guid, process_order))"
+        )
+
+    async def markers(self, job_guid: str) -> dict[int, int]:
+        if not await self._object_exists("TABLE", "public", MARKER_TABLE):
+            return {}
+        rows = await self.conn.fetch(
+            f"SELECT process_order, rows FROM public.{MARKER_TABLE} WHERE job_guid = $1",
+            job_guid,
+        )
+        return {r["process_order"]: r["rows"] for r in rows}
+
+    async def drop_markers(self, job_guid: str) -> None:
+        if not await self._object_exists("TABLE", "public", MARKER_TABLE):
+            return
+        await self.conn.execute(f"DELETE FROM public.{MARKER_TABLE} WHERE job_guid = $1", job_guid)
+        if not await self.conn.fetchval(f"SELECT count(*) FROM public.{MARKER_TABLE}"):
+            await self.conn.execute(f"DROP TABLE public.{MARKER_TABLE}")
+
+    # -- granules
+
+    async def open_loaders(self, count: int) -> GranuleLoaders:
+        return _Loaders(self)
+
+    # -- TPump-style loads
+
+    async def open_load(
+        self, table: str, columns: Sequence[str] | None, upsert_key: Sequence[str]
+    ) -> RecordLoad:
+        load = _RecordLoad(self.url, table, upsert_key)
+        try:
+            await load.open(columns)
+        except BaseException:
+            await load.close()
+            raise
+        return load
+
+
+# --- the loaders --------------------------------------------------------------------------------
+
+
+class _Loaders(GranuleLoaders):
+    """One connection per loader, made on its first granule."""
+
+    def __init__(self, target: PgTarget) -> None:
+        self.target = target
+        self.conns: dict[int, asyncpg.Connection] = {}
+
+    async def load(
+        self,
+        loader: int,
+        request: LoadRequest,
+        batches: AsyncIterator[Batch],
+        pipe: RowPipe | None,
+        stop: threading.Event,
+    ) -> int:
+        if loader not in self.conns:
+            self.conns[loader] = await connect(self.target.url)
+        conn = self.conns[loader]
+        table = request.table
+        schema = request.schema or self.target.schema_of(table)
+
+        async def copy() -> AsyncIterator[bytes]:
+            async for batch in batches:
+                if stop.is_set():
+                    raise JobStopped
+                yield bytes(batch.payload)
+
+        async def records() -> AsyncIterator[tuple[Any, ...]]:
+            types = self.target.pg_columns(table)
+            skip = 1 if table.rowid_column else 0
+            convert = row_converter(
+                table.name, table.columns[skip:], [to_pg_value(t) for t in types]
+            )
+            async for batch in batches:
+                if stop.is_set():
+                    raise JobStopped
+                for values in decode_rows(batch, table=table.name):
+                    yield convert(values[skip:])
+
+        try:
+            async with conn.transaction():
+                if table.row_format == PGCOPY:
+                    status = await conn.copy_to_table(
+                        table.name,
+                        schema_name=schema,
+                        columns=list(table.columns),
+                        source=copy(),
+                        format="binary",
+                    )
+                else:
+                    skip = 1 if table.rowid_column else 0
+                    status = await conn.copy_records_to_table(
+                        table.name,
+                        schema_name=schema,
+                        columns=list(table.columns[skip:]),
+                        records=records(),
+                    )
+                rows = int(str(status).rpartition(" ")[2] or 0)
+                if rows != request.expect_rows:
+                    raise DumpError(
+                        f"granule {request.label} of table {schema}.{table.name} gave {rows}"
+                        f" rows, the export recorded {request.expect_rows}"
+                    )
+                await conn.execute(
+                    f"INSERT INTO public.{MARKER_TABLE} (job_guid, process_order, rows)"
+                    " VALUES ($1, $2, $3)",
+                    request.job_guid,
+                    request.process_order,
+                    rows,
+                )
+        except asyncpg.PostgresError as exc:
+            raise ConnectorError(
+                f"loading table {schema}.{table.name} failed: {exc}", table=table.name
+            ) from None
+        return rows
+
+    async def close(self) -> None:
+        for conn in self.conns.values():
+            try:
+                await conn.close(timeout=5)
+            except (OSError, asyncpg.InterfaceError, TimeoutError):
+                conn.terminate()
+        self.conns.clear()
+
+
+# --- TPump-style loads ----------------------------------------------------------------------
+
+
+def _text(value: object) -> str | None:
+    """A record's value as PostgreSQL's text input for its column (the server converts it,
+    as TPump leaves the conversion to the database)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _RecordLoad(RecordLoad):
+    """A load into one table on a connection of its own; the restart log and the error table
+    live in the target's ``public`` schema, written in each checkpoint's transaction."""
+
+    def __init__(self, url: str, table: str, upsert_key: Sequence[str]) -> None:
+        self.url = url
+        schema, dot, name = table.rpartition(".")
+        self.schema = schema if dot else "public"
+        self.table = name
+        self.key = list(upsert_key)
+        self.columns: list[str] = []
+        self.conn: asyncpg.Connection | None = None
+        self.sql = ""
+
+    def _failed(self, exc: BaseException) -> ConnectorError:
+        if _retryable(exc):
+            return RetryableError(str(exc), table=self.table)
+        return ConnectorError(f"loading {self.table!r} failed: {exc}", table=self.table)
+
+    async def open(self, columns: Sequence[str] | None) -> None:
+        self.conn = await connect(self.url)
+        try:
+            await self.conn.execute(
+                f"CREATE TABLE IF NOT EXISTS public.{RESTART_LOG} ("
+                " job_guid text NOT NULL, checkpoint bigint NOT NULL, info bytea NOT NULL,"
+                " rows_applied bigint NOT NULL, last_sequence bigint NOT NULL,"
+                " time double precision NOT NULL, PRIMARY KEY (job_guid, checkpoint));"
+                f" CREATE TABLE IF NOT EXISTS public.{ERROR_TABLE} ("
+                " job_guid text NOT NULL, job_name text NOT NULL, sequence bigint NOT NULL,"
+                " error text NOT NULL, record bytea NOT NULL, time double precision NOT NULL,"
+                " PRIMARY KEY (job_guid, sequence))"
+            )
+            types = await self.conn.fetch(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type"
+                " FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0"
+                " AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
+                qualified(self.schema, self.table),
+            )
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            if isinstance(exc, asyncpg.UndefinedTableError):
+                raise ConnectorError(
+                    f"table {self.schema}.{self.table} does not exist in the target",
+                    table=self.table,
+                ) from None
+            raise self._failed(exc) from None
+        known = {r["attname"]: r["type"] for r in types}
+        self.columns = list(columns) if columns else list(known)
+        missing = [c for c in self.columns if c not in known]
+        if missing:
+            raise ConnectorError(
+                f"table {self.schema}.{self.table} has no column {missing[0]!r}"
+                f" (columns: {', '.join(known)})",
+                table=self.table,
+                column=missing[0],
+            )
+        names = ", ".join(quote_ident(c) for c in self.columns)
+        values = ", ".join(f"${i}::text::{known[c]}" for i, c in enumerate(self.columns, 1))
+        sql = f"INSERT INTO {qualified(self.schema, self.table)} ({names}) VALUES ({values})"
+        if self.key:
+            updates = ", ".join(
+                f"{quote_ident(c)} = excluded.{quote_ident(c)}"
+                for c in self.columns
+                if c not in self.key
+            )
+            target = ", ".join(quote_ident(c) for c in self.key)
+            sql += f" ON CONFLICT ({target}) DO " + (
+                f"UPDATE SET {updates}" if updates else "NOTHING"
+            )
+        self.sql = sql
+
+    async def last_checkpoint(self, job_guid: str) -> tuple[int, bytes, int, int] | None:
+        assert self.conn is not None
+        try:
+            row = await self.conn.fetchrow(
+                f"SELECT checkpoint, info, rows_applied, last_sequence FROM public.{RESTART_LOG}"
+                " WHERE job_guid = $1 ORDER BY checkpoint DESC LIMIT 1",
+                job_guid,
+            )
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            raise self._failed(exc) from None
+        if row is None:
+            return None
+        return (int(row[0]), bytes(row[1]), int(row[2]), int(row[3]))
+
+    async def error_count(self, job_guid: str) -> int:
+        assert self.conn is not None
+        try:
+            return int(
+                await self.conn.fetchval(
+                    f"SELECT count(*) FROM public.{ERROR_TABLE} WHERE job_guid = $1", job_guid
+                )
+            )
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            raise self._failed(exc) from None
+
+    async def apply_checkpoint(
+        self,
+        job_guid: str,
+        job_name: str,
+        rows: Sequence[Sequence[object]],
+        sequences: Sequence[int],
+        records: Sequence[bytes],
+        errors: Sequence[tuple[int, str, bytes]],
+        checkpoint: tuple[int, bytes, int, int],
+    ) -> list[tuple[int, str, bytes]]:
+        conn = self.conn
+        assert conn is not None
+        texts = [[_text(v) for v in row] for row in rows]
+        refused: list[tuple[int, str, bytes]] = []
+        try:
+            async with conn.transaction():
+                try:
+                    async with conn.transaction():  # a savepoint: the batch at once
+                        await conn.executemany(self.sql, texts)
+                except asyncpg.PostgresError as exc:
+                    if _retryable(exc):
+                        raise
+                    # Find the records at fault one by one; the others go in.
+                    for sequence, row, record in zip(sequences, texts, records, strict=True):
+                        try:
+                            async with conn.transaction():
+                                await conn.execute(self.sql, *row)
+                        except asyncpg.PostgresError as one:
+                            if _retryable(one):
+                                raise
+                            refused.append((sequence, f"{type(one).__name__}: {one}", record))
+                failed = [*errors, *refused]
+                now = time.time()
+                if failed:
+                    await conn.executemany(
+                        f"INSERT INTO public.{ERROR_TABLE} (job_guid, job_name, sequence, error,"
+                        " record, time) VALUES ($1, $2, $3, $4, $5, $6)"
+                        " ON CONFLICT (job_guid, sequence) DO UPDATE SET error = excluded.error,"
+                        " record = excluded.record, time = excluded.time",
+                        [
+                            (job_guid, job_name, seq, err, bytes(rec[:MAX_RECORD]), now)
+                            for seq, err, rec in failed
+                        ],
+                    )
+                number, info, applied, last_sequence = checkpoint
+                await conn.execute(
+                    f"INSERT INTO public.{RESTART_LOG} (job_guid, checkpoint, info, rows_applied,"
+                    " last_sequence, time) VALUES ($1, $2, $3, $4, $5, $6)",
+                    job_guid,
+                    number,
+                    info,
+                    applied + len(rows) - len(refused),
+                    last_sequence,
+                    now,
+                )
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            raise self._failed(exc) from None
+        return failed
+
+    async def forget(self, job_guid: str) -> None:
+        assert self.conn is not None
+        try:
+            await self.conn.execute(
+                f"DELETE FROM public.{RESTART_LOG} WHERE job_guid = $1", job_guid
+            )
+            if not await self.conn.fetchval(f"SELECT count(*) FROM public.{RESTART_LOG}"):
+                await self.conn.execute(f"DROP TABLE public.{RESTART_LOG}")
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            raise self._failed(exc) from None
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            try:
+                await conn.close(timeout=5)
+            except (OSError, asyncpg.InterfaceError, TimeoutError):
+                conn.terminate()
