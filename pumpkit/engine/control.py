@@ -38,6 +38,7 @@ from pumpkit.core.planner import Granule, Phase, dispatch_order, granule_target
 from pumpkit.core.selection import OBJECT_PATHS, Selection, fold
 from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
+from pumpkit.core.templates import expand_template
 from pumpkit.engine.load import run_load
 from pumpkit.engine.modules import Receiver, make_driver
 from pumpkit.engine.pgdata import import_pg_data
@@ -67,7 +68,7 @@ from pumpkit.errors import (
 from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef
 from pumpkit.io.connectors.postgres import PGCOPY
 from pumpkit.io.connectors.sqlite import SqliteTarget
-from pumpkit.io.dumpfile import DumpSetReader, DumpSetWriter, expand_template
+from pumpkit.io.dumpfile import DumpSetReader, DumpSetWriter
 from pumpkit.io.store import ControlRow, ControlStore
 
 __all__ = ("JobRunner", "run_job")

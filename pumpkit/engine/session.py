@@ -47,6 +47,7 @@ from pumpkit.core.states import (
     parse_state,
 )
 from pumpkit.core.status import JobView, Status, StatusMask
+from pumpkit.core.templates import expand_template
 from pumpkit.engine.control import run_job
 from pumpkit.engine.modules import load_object
 from pumpkit.engine.progress import job_status, owner_alive
@@ -59,7 +60,6 @@ from pumpkit.errors import (
     PumpkitError,
     UsageError,
 )
-from pumpkit.io.dumpfile import expand_template
 from pumpkit.io.store import ControlRow, ControlStore, JobRecord, this_host
 
 __all__ = ("Session",)

@@ -17,7 +17,6 @@ import errno
 import hmac
 import mmap
 import os
-import re
 import stat
 import threading
 import uuid
@@ -30,12 +29,11 @@ import zstandard
 
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import ALGORITHM, KDF, FrameCipher, derive_key, key_check
+from pumpkit.core.dumpset import set_faults
 from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
-    FRAME_MAGIC,
     Encoding,
     Frame,
-    FrameHeader,
     FrameKind,
     IndexEntry,
     build_frame,
@@ -45,6 +43,7 @@ from pumpkit.core.frame import (
     parse_frame_header,
     payload_bytes,
 )
+from pumpkit.core.framescan import frame_entries, scan_frames
 from pumpkit.core.header import (
     HEADER_SIZE,
     FileHeader,
@@ -53,6 +52,7 @@ from pumpkit.core.header import (
     decode_header,
     encode_header,
 )
+from pumpkit.core.templates import expand_template, template_capacity
 from pumpkit.errors import (
     CorruptDumpError,
     DumpError,
@@ -73,7 +73,6 @@ __all__ = (
     "Location",
     "ObjectFrames",
     "VerifyReport",
-    "expand_template",
     "get_dumpfile_info",
     "verify_paths",
 )
@@ -81,9 +80,7 @@ __all__ = (
 # An INDEX entry is a msgpack array of six unsigned integers: at most 1 + 6 * 9 bytes.
 _INDEX_ENTRY_MAX = 55
 _INDEX_ARRAY_MAX = 5
-_TEMPLATE = re.compile(r"%([UuLl])")
 _MAX_HEADER_BYTES = 65536
-_U_LIMIT = 99
 
 
 class Location(msgspec.Struct, frozen=True, array_like=True):
@@ -92,31 +89,6 @@ class Location(msgspec.Struct, frozen=True, array_like=True):
     fileid: int
     position: int
     length: int
-
-
-def expand_template(template: str, number: int) -> str:
-    """The file name of file ``number`` (1-based) made from ``template``.
-
-    ``%U``/``%u`` become a two-digit number (01..99); ``%L``/``%l`` become at least two digits
-    with no upper bound. A template without either names exactly one file.
-    """
-
-    def one(match: re.Match[str]) -> str:
-        if match.group(1) in "Uu" and number > _U_LIMIT:
-            raise DumpSetFullError(f"template {template!r} is used up: %U stops at 99")
-        return f"{number:02d}"
-
-    return _TEMPLATE.sub(one, template)
-
-
-def _template_capacity(template: str) -> int | None:
-    """How many files a template can name (None: unbounded)."""
-    codes = _TEMPLATE.findall(template)
-    if not codes:
-        return 1
-    if any(c in "Uu" for c in codes):
-        return _U_LIMIT
-    return None
 
 
 # --- the writer ------------------------------------------------------------------------------
@@ -251,7 +223,7 @@ class DumpSetWriter:
 
     def _next_path(self) -> Path:
         for i, template in enumerate(self._templates):
-            capacity = _template_capacity(template)
+            capacity = template_capacity(template)
             if capacity is not None and self._template_used[i] >= capacity:
                 continue
             self._template_used[i] += 1
@@ -319,7 +291,7 @@ class DumpSetWriter:
             end = max(durable.get(number, header.header_size), header.header_size)
             fd = os.open(path, os.O_RDWR)
             try:
-                entries = _scan_entries(fd, header.header_size, end, path)
+                entries = _durable_entries(fd, header.header_size, end, path)
             except BaseException:
                 os.close(fd)
                 raise
@@ -524,27 +496,24 @@ class DumpSetWriter:
             self._current = None
 
 
-def _scan_entries(fd: int, start: int, end: int, path: Path) -> list[IndexEntry]:
+def _durable_entries(fd: int, start: int, end: int, path: Path) -> list[IndexEntry]:
     """The INDEX entries of the frames between ``start`` and ``end`` of an open file."""
-    entries = []
-    offset = start
-    while offset < end:
-        head = os.pread(fd, FRAME_HEADER_SIZE, offset)
-        try:
-            h = parse_frame_header(head)
-        except DumpError as exc:
-            raise exc.located(str(path), offset) from None
-        if offset + h.length > end:
-            raise CorruptDumpError(
-                f"frame at {offset} runs past the durable end {end} the job recorded",
-                path=str(path),
-                offset=offset,
-            )
-        entries.append(
-            IndexEntry(h.kind, h.object_id, h.count, offset, h.length, h.uncompressed_length)
-        )
-        offset += h.length
-    return entries
+    size = os.fstat(fd).st_size
+    if size <= start:
+        # Nothing past the header (mmap cannot map nothing): the frames' walk sees no bytes.
+        data: Buffer = b""
+        mm = None
+    else:
+        mm = data = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    try:
+        return frame_entries(data, start, end)
+    except DumpError as exc:
+        raise exc.located(str(path)) from None
+    finally:
+        if mm is not None:
+            # A traceback may still hold a view of it; it then closes when collected.
+            with contextlib.suppress(BufferError):
+                mm.close()
 
 
 def _writev_all(fd: int, parts: list[Buffer], offset: int, path: Path) -> None:
@@ -982,52 +951,12 @@ def _access_message(path: Path, exc: OSError) -> str:
 
 
 def _check_set(files: list[_ReadFile]) -> dict[int, _ReadFile]:
-    first = min(files, key=lambda rf: rf.header.file_number)
-    by_number: dict[int, _ReadFile] = {}
-    for rf in files:
-        if rf.header.guid != first.header.guid:
-            raise IncompleteSetError(
-                f"{rf.path} belongs to job {rf.header.guid_hex}, {first.path} to"
-                f" {first.header.guid_hex}: files of two dump-file sets are mixed",
-                path=str(rf.path),
-                offset=24,
-            )
-        n = rf.header.file_number
-        if n in by_number:
-            raise IncompleteSetError(
-                f"{rf.path} and {by_number[n].path} are both file number {n} of the set",
-                path=str(rf.path),
-                offset=20,
-            )
-        by_number[n] = rf
-    counts = {rf.header.body.set_file_count for rf in files} - {0}
-    if len(counts) > 1:
-        raise IncompleteSetError(
-            f"the files of the set disagree on its size ({sorted(counts)} files)",
-            path=str(first.path),
-        )
-    count = counts.pop() if counts else 0
-    beyond = [rf for n, rf in by_number.items() if count and n > count]
-    if beyond:
-        raise IncompleteSetError(
-            f"{beyond[0].path} is file number {beyond[0].header.file_number}, but the set has"
-            f" only {count} files",
-            path=str(beyond[0].path),
-            offset=20,
-        )
-    expected = count or max(by_number)
-    missing = [n for n in range(1, expected + 1) if n not in by_number]
-    if missing:
-        names = first.header.body.set_files
-        described = ", ".join(
-            names[n - 1] if n - 1 < len(names) else f"number {n}" for n in missing
-        )
-        raise IncompleteSetError(
-            f"the dump-file set of {first.path} is incomplete: missing file {described}"
-            f" (the set has {expected} files)",
-            path=str(first.path),
-        )
-    return dict(sorted(by_number.items()))
+    """The files by number, once ``pumpkit.core.dumpset`` finds them one whole set; else its
+    first fault, raised."""
+    faults = set_faults([(str(rf.path), rf.header) for rf in files])
+    if faults:
+        raise faults[0].exception()
+    return {rf.header.file_number: rf for rf in sorted(files, key=lambda rf: rf.header.file_number)}
 
 
 # --- GET_DUMPFILE_INFO ----------------------------------------------------------------------
@@ -1171,11 +1100,10 @@ def verify_paths(paths: Sequence[str | os.PathLike[str]]) -> VerifyReport:
     every fault. Raises ``FileAccessError`` only for a path that cannot be read at all.
     """
     faults: list[Fault] = []
-    headers: list[tuple[Path, FileHeader]] = []
+    headers: list[tuple[str, FileHeader]] = []
     frames = rows = 0
-    given = [Path(p) for p in paths]
     seen: set[Path] = set()
-    queue = list(given)
+    queue = [Path(p) for p in paths]
     while queue:
         path = queue.pop(0)
         if path.resolve() in seen:
@@ -1186,51 +1114,14 @@ def verify_paths(paths: Sequence[str | os.PathLike[str]]) -> VerifyReport:
         rows += n_rows
         faults.extend(file_faults)
         if header is not None:
-            headers.append((path, header))
+            headers.append((str(path), header))
             for name in header.body.set_files:
                 sibling = path.parent / name
                 if sibling.resolve() not in seen and sibling.exists():
                     queue.append(sibling)
-    faults.extend(_verify_set(headers))
+    faults.extend(Fault(f.path, f.offset, f.reason) for f in set_faults(headers))
     faults.sort(key=lambda f: (f.path, -1 if f.offset is None else f.offset))
     return VerifyReport(files=len(seen), frames=frames, rows=rows, faults=tuple(faults))
-
-
-def _verify_set(headers: list[tuple[Path, FileHeader]]) -> list[Fault]:
-    if not headers:
-        return []
-    faults = []
-    first_path, first = min(headers, key=lambda ph: ph[1].file_number)
-    numbers: dict[int, Path] = {}
-    for path, h in headers:
-        if h.guid != first.guid:
-            faults.append(
-                Fault(str(path), 24, f"belongs to another set ({h.guid_hex}, not {first.guid_hex})")
-            )
-            continue
-        if h.file_number in numbers:
-            faults.append(Fault(str(path), 20, f"file number {h.file_number} twice in the set"))
-        numbers[h.file_number] = path
-    counts = {h.body.set_file_count for _, h in headers} - {0}
-    if len(counts) > 1:
-        faults.append(
-            Fault(
-                str(first_path), 0, f"the files of the set disagree on its size ({sorted(counts)})"
-            )
-        )
-    count = max(counts) if counts else 0
-    for n, path in sorted(numbers.items()):
-        if count and n > count:
-            faults.append(
-                Fault(str(path), 20, f"file number {n} is beyond the set's {count} files")
-            )
-    expected = count or max(numbers, default=0)
-    names = first.body.set_files
-    for n in range(1, expected + 1):
-        if n not in numbers:
-            name = names[n - 1] if n - 1 < len(names) else f"file number {n}"
-            faults.append(Fault(str(first_path), None, f"the set is missing {name}"))
-    return faults
 
 
 def _verify_file(path: Path) -> tuple[FileHeader | None, int, int, list[Fault]]:
@@ -1267,10 +1158,9 @@ def _verify_data(
         return None, 0, 0, [Fault(where, exc.offset, exc.reason)]
     except DumpError as exc:
         faults.append(Fault(where, exc.offset, exc.reason))
-    start = header.header_size if header else HEADER_SIZE
-    rows, scanned, frame_faults = _scan_frames(data, start)
-    faults.extend(Fault(where, off, reason) for off, reason in frame_faults)
-    end = scanned[-1].offset + scanned[-1].length if scanned else start
+    scan = scan_frames(data, header.header_size if header else HEADER_SIZE)
+    faults.extend(Fault(where, f.offset, f.reason) for f in scan.faults)
+    scanned, rows, end = scan.frames, scan.rows, scan.end
     if header is None:
         return None, len(scanned), rows, faults
     if not header.clean_close:
@@ -1346,75 +1236,3 @@ def _verify_data(
                 )
             )
     return header, len(scanned), rows, faults
-
-
-_any_decoder = msgspec.msgpack.Decoder()
-
-
-def _scan_frames(
-    data: bytes | mmap.mmap, start: int
-) -> tuple[int, list[_Scanned], list[tuple[int, str]]]:
-    """Walk frames from ``start``; after damage, resynchronise on the next sound frame."""
-    faults: list[tuple[int, str]] = []
-    scanned: list[_Scanned] = []
-    rows = 0
-    offset = start
-    decompressor = zstandard.ZstdDecompressor()
-    with memoryview(data) as view:
-        while offset < len(data):
-            try:
-                h = _check_frame(view, offset, decompressor)
-            except DumpError as exc:
-                faults.append((exc.offset if exc.offset is not None else offset, exc.reason))
-                resync = _find_next_frame(data, view, offset + 1)
-                if resync is None:
-                    break
-                offset = resync
-                continue
-            scanned.append(_Scanned(h.offset, h.length, h.kind, h.count))
-            if h.kind == FrameKind.TABLE_DATA:
-                rows += h.count
-            offset += h.length
-    return rows, scanned, faults
-
-
-def _check_frame(
-    view: memoryview, offset: int, decompressor: zstandard.ZstdDecompressor
-) -> FrameHeader:
-    """Check everything about the frame at ``offset`` that can be checked without a schema."""
-    frame = decode_frame(view, offset)
-    if frame.header.encrypted:
-        # Its checksum held; its contents need the password (``read`` checks the tag).
-        return frame.header
-    payload = payload_bytes(frame, decompressor)
-    if frame.header.encoding == Encoding.MSGPACK:
-        try:
-            _any_decoder.decode(payload)
-        except msgspec.DecodeError as exc:
-            raise CorruptDumpError(
-                f"msgpack payload does not decode: {exc}", offset=offset + FRAME_HEADER_SIZE
-            ) from None
-    return frame.header
-
-
-@dataclass(frozen=True, slots=True)
-class _Scanned:
-    offset: int
-    length: int
-    kind: int
-    count: int
-
-
-def _find_next_frame(data: bytes | mmap.mmap, view: memoryview, offset: int) -> int | None:
-    while True:
-        offset = data.find(FRAME_MAGIC, offset)
-        if offset < 0:
-            return None
-        try:
-            h = parse_frame_header(view, offset)
-        except DumpError:
-            offset += 1
-            continue
-        if offset + h.length <= len(data):
-            return offset
-        offset += 1
