@@ -34,7 +34,7 @@ from pumpkit.errors import (
     UnsupportedVersionError,
     UsageError,
 )
-from pumpkit.io.dumpfile import DumpFileInfo, get_dumpfile_info
+from pumpkit.io.dumpset.info import DumpFileInfo, get_dumpfile_info
 
 __all__ = (
     "BadStateError",

@@ -3,8 +3,8 @@
 A job is given file names, each literal or a template. ``%U``/``%u`` become the number as two
 digits (01..99), ``%L``/``%l`` as at least two digits with no upper bound; every code in one
 template gets the same number, the 1-based count of files named so far from that template.
-Pure: strings in, strings out. The writer (``pumpkit.io.dumpfile``) takes names from here as
-it creates files.
+Pure: strings in, strings out. The writer (``pumpkit.io.dumpset.writer``) takes names from
+here as it creates files; ``pumpkit.io.dumpset.files`` lists the files a name can mean.
 """
 
 from __future__ import annotations

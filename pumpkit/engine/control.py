@@ -11,14 +11,13 @@ Every task it starts lives in its one task group: stopping the job is cancelling
 
 from __future__ import annotations
 
-import itertools
 import os
 import platform
 import random
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -32,13 +31,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from pumpkit._version import __version__
 from pumpkit.core import crypto
 from pumpkit.core.frame import Frame, FrameHeader, FrameKind, payload_bytes
-from pumpkit.core.header import HEADER_SIZE, HeaderBody, decode_header
+from pumpkit.core.header import HeaderBody
 from pumpkit.core.pgcopy import CopyDecoder, CopyFormatError
 from pumpkit.core.planner import Granule, Phase, dispatch_order, granule_target
 from pumpkit.core.selection import OBJECT_PATHS, Selection, fold
 from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
-from pumpkit.core.templates import expand_template
 from pumpkit.engine.load import run_load
 from pumpkit.engine.modules import Receiver, make_driver
 from pumpkit.engine.pgdata import import_pg_data
@@ -68,7 +66,9 @@ from pumpkit.errors import (
 from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef
 from pumpkit.io.connectors.postgres import PGCOPY
 from pumpkit.io.connectors.sqlite import SqliteTarget
-from pumpkit.io.dumpfile import DumpSetReader, DumpSetWriter
+from pumpkit.io.dumpset.files import existing_set_files, remove_set_files
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.writer import DumpSetWriter
 from pumpkit.io.store import ControlRow, ControlStore
 
 __all__ = ("JobRunner", "run_job")
@@ -972,7 +972,9 @@ async def run_import(job: JobRunner) -> None:
     paths = [
         path
         for f in dump_files
-        for path in existing_set_files(Path(f.user_directory or "."), f.user_file_name or "")
+        for path in await anyio.to_thread.run_sync(
+            existing_set_files, Path(f.user_directory or "."), f.user_file_name or ""
+        )
     ]
     reader = await anyio.to_thread.run_sync(DumpSetReader.open, paths)
     try:
@@ -1453,42 +1455,8 @@ async def _kill(job: JobRunner) -> None:
         guid = bytes.fromhex(job.guid.replace("-", ""))
         for f in job.files:
             if f.file_type == "DUMP":
-                remove_set_files(Path(f.user_directory or "."), f.user_file_name or "", guid)
+                await anyio.to_thread.run_sync(
+                    remove_set_files, Path(f.user_directory or "."), f.user_file_name or "", guid
+                )
     await job.log(f"Job {job.job_name} killed")
     await job.store.drop_job(job.job_name)
-
-
-def template_paths(directory: Path, template: str) -> Iterator[Path]:
-    """The files ``template`` can name, in order: itself, or 01, 02, ... for %U/%L."""
-    if "%" not in template:
-        yield directory / template
-        return
-    for number in range(1, 10_000):
-        try:
-            yield directory / expand_template(template, number)
-        except DumpSetFullError:
-            return
-
-
-def existing_set_files(directory: Path, template: str) -> list[Path]:
-    """The files a dump-file name names that exist, up to the first missing one (the reader
-    then checks the set); for a missing first file, its name, so the error names it."""
-    found = list(itertools.takewhile(Path.exists, template_paths(directory, template)))
-    return found or [next(template_paths(directory, template))]
-
-
-def remove_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
-    """Remove the files that ``template`` names and whose header carries ``guid``."""
-    removed = []
-    for path in template_paths(directory, template):
-        if not path.exists():
-            break
-        try:
-            with open(path, "rb") as fh:
-                header = decode_header(fh.read(HEADER_SIZE))
-        except (OSError, DumpError):
-            continue
-        if header.guid == guid:
-            path.unlink()
-            removed.append(path)
-    return removed

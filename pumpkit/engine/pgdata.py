@@ -26,7 +26,7 @@ from pumpkit.engine.worker import decode_batch, read_frame
 from pumpkit.errors import UsageError
 from pumpkit.io.connectors.base import TableDef
 from pumpkit.io.connectors.postgres import PGCOPY, PgTarget
-from pumpkit.io.dumpfile import DumpSetReader
+from pumpkit.io.dumpset.reader import DumpSetReader
 from pumpkit.io.store import ControlRow
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ from pumpkit.engine.selecting import BatchRemap
 from pumpkit.errors import ConnectorError, PumpkitError
 from pumpkit.io.connectors.base import TableDef
 from pumpkit.io.connectors.sqlite import SqliteSource, open_reader, read_batches, writers_held
-from pumpkit.io.dumpfile import DumpSetWriter
+from pumpkit.io.dumpset.writer import DumpSetWriter
 
 __all__ = ("BATCH_BYTES", "ExportPool", "GranuleResult", "RowSpec", "Stopped", "worker_count")
 

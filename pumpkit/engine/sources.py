@@ -30,7 +30,7 @@ from pumpkit.errors import UsageError
 from pumpkit.io.connectors.base import Catalog, TableDef
 from pumpkit.io.connectors.postgres import PgSnapshot, PgSource, is_postgres_url, select_sql
 from pumpkit.io.connectors.sqlite import SqliteSource
-from pumpkit.io.dumpfile import DumpSetWriter
+from pumpkit.io.dumpset.writer import DumpSetWriter
 
 __all__ = ("ExportSource", "ExportWorkers", "PgExport", "SqliteExport", "open_source")
 

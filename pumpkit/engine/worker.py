@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import msgspec
 
 from pumpkit.core.buffers import Buffer
+from pumpkit.core.frame import Location
 from pumpkit.errors import CorruptDumpError
-from pumpkit.io.dumpfile import DumpSetReader, Location
+from pumpkit.io.dumpset.reader import DumpSetReader
 
 __all__ = ("EncodedBatch", "decode_batch", "read_frame")
 
