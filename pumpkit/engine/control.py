@@ -30,7 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from pumpkit._version import __version__
 from pumpkit.core import crypto
-from pumpkit.core.frame import Frame, FrameHeader, FrameKind, payload_bytes
+from pumpkit.core.frame import Frame, FrameHeader, FrameKind, Location, payload_bytes
 from pumpkit.core.header import HeaderBody
 from pumpkit.core.pgcopy import CopyDecoder, CopyFormatError
 from pumpkit.core.planner import Granule, Phase, dispatch_order, granule_target
@@ -150,9 +150,10 @@ class JobRunner:
     changed: anyio.Event = field(default_factory=anyio.Event)
     selection: Selection = field(default_factory=Selection)
     password: str | None = None
-    # Set by a writer thread when no dump file can take more bytes; the control coroutine
-    # shows it in the status until ADD_FILE lets the job go on.
-    full_message: str | None = None
+    # What a write that found the dump-file set full waits for (``wait_for_room``): set, and
+    # replaced, by ADD_FILE and by a stop. How many writes wait now, and the reason shown.
+    room: anyio.Event = field(default_factory=anyio.Event)
+    waiting_for_room: int = 0
     shown_waiting: str | None = None
 
     def wake(self) -> None:
@@ -217,13 +218,13 @@ class JobRunner:
             # The job ends or is cancelled (its session left): a thread waiting for a dump
             # file (or for anything) must let go, or the cancellation waits for it for ever.
             self.stop_event.set()
+            self.let_writes_go()
 
     async def _obey_commands(self, scope: anyio.CancelScope) -> None:
         beat = 0.0
         while True:
             for command, argument in await self.store.take_commands(self.job_name):
                 await self._obey(command, argument, scope)
-            await self.sync_waiting()
             if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
                 beat = time.monotonic()
                 owned = await self.store.update_job(
@@ -248,12 +249,14 @@ class JobRunner:
                 self.stop_mode = "IMMEDIATE"
                 self.stop_event.set()
                 self.wake()
+                self.let_writes_go()
                 await self.store.update_job(self.job_name, state=JobState.STOPPING.value)
                 await self.log("Job stop requested: immediate" + (" (kill)" if self.kill else ""))
                 scope.cancel()
             elif self.stop_mode is None:
                 self.stop_mode = "GRACEFUL"
                 self.wake()
+                self.let_writes_go()  # a write waiting for a dump file cannot finish its granule
                 await self.store.update_job(self.job_name, state=JobState.STOP_PENDING.value)
                 await self.log("Job stop requested: workers finish their current granule")
         elif command == "PARALLEL":
@@ -267,23 +270,57 @@ class JobRunner:
         elif command == "ADD_FILE" and self.writer is not None and argument:
             self.writer.add_template(argument)
             await self.log(f"Dump file {argument} added")
+            self.let_writes_go()
 
     @property
     def stopping(self) -> bool:
         return self.stop_mode is not None
 
-    def dump_set_full(self, message: str | None) -> bool:
-        """Called by a writer thread while no file can take more bytes (``message``) and once
-        it can again (``None``); returns whether to go on waiting (not while stopping)."""
-        self.full_message = message
-        return not self.stopping and not self.stop_event.is_set()
+    def let_writes_go(self) -> None:
+        """Wake every write waiting for room in the dump-file set (a file was added, or the
+        job stops); each then looks at why."""
+        self.room.set()
+        self.room = anyio.Event()
 
-    async def sync_waiting(self) -> None:
-        """Show what a writer waits for, or that it has stopped waiting, if that changed since
-        last shown. Called by the command loop and once more when the work is done: a writer
-        that got its file and finished before the loop's next turn is still reported."""
-        if self.full_message != self.shown_waiting:
-            await self.show_waiting(self.full_message)
+    async def wait_for_room(self, message: str) -> bool:
+        """Wait while the dump-file set is full: until ADD_FILE gives it another file name or
+        the job stops (Oracle's job stops with ORA-39095 here; this one waits). Returns whether
+        to write the same frame again (False: the job stops).
+
+        ``message`` (the ``DumpSetFullError``'s) is shown while any write waits: the status's
+        WAITING_FOR and a "Waiting: ..." log line; once the last waiting write goes on, "A dump
+        file was added: the job goes on". Runs on the event loop: the control coroutine awaits
+        it for its own writes, a worker thread calls it with ``anyio.from_thread.run``. Valid
+        while an export runs (EXECUTING, COMPLETING, STOP PENDING).
+        """
+        room = self.room  # first: every ADD_FILE from here on sets this one
+        if self.stopping or self.stop_event.is_set():
+            return False
+        writer = self.writer
+        if writer is not None and await anyio.to_thread.run_sync(writer.can_grow):
+            return True  # a file was added between the write that failed and now
+        self.waiting_for_room += 1
+        try:
+            if self.shown_waiting != message:
+                await self.show_waiting(message)
+            await room.wait()
+        finally:
+            self.waiting_for_room -= 1
+        if self.stopping or self.stop_event.is_set():
+            return False
+        if not self.waiting_for_room and self.shown_waiting is not None:
+            await self.show_waiting(None)
+        return True
+
+    async def write_waiting(self, write: Callable[[], Location]) -> Location:
+        """``write`` (a write into the dump-file set) in a thread, made again after each wait
+        for room while the set is full. Raises ``Stopped`` when the job stops meanwhile."""
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(write)
+            except DumpSetFullError as full:
+                if not await self.wait_for_room(str(full)):
+                    raise Stopped from None
 
     async def show_waiting(self, message: str | None) -> None:
         self.shown_waiting = message
@@ -673,8 +710,6 @@ async def _export_from(job: JobRunner, source: ExportSource) -> None:
             cipher=cipher,
         )
     )
-    # A full set waits for ADD_FILE instead of failing (Oracle stops with ORA-39095 here).
-    writer.when_full = job.dump_set_full
     if durable is not None:
         await job.log(
             "Dump files reopened at their last durable points: "
@@ -808,8 +843,7 @@ async def _export_with(
         }
         fields: dict[str, Any] = {}
         if writer is not None:
-            # In a thread: a full set waits there for ADD_FILE, which this loop must obey.
-            loc = await anyio.to_thread.run_sync(
+            loc = await job.write_waiting(
                 partial(
                     writer.write_frame,
                     FrameKind.METADATA,
@@ -852,22 +886,18 @@ async def _export_with(
             granule = msgspec.msgpack.decode(row.metadata or b"", type=Granule)
             started = time.time()
             await job.mark(row, processing_state="R", process_name=name, start_time=started)
-            try:
-                result = await pool.run_granule(
-                    number,
-                    table,
-                    granule,
-                    row.object_number or 0,
-                    writer,
-                    job.stop_event,
-                    None if receiver is None else _sink(table.name, rows_send, data_cipher),
-                    spec=specs[table.name],
-                    key=None if data_cipher is None else data_cipher.key,
-                )
-            except DumpSetFullError:
-                if job.stopping or job.stop_event.is_set():
-                    raise Stopped from None  # stopped while waiting for ADD_FILE
-                raise
+            result = await pool.run_granule(
+                number,
+                table,
+                granule,
+                row.object_number or 0,
+                writer,
+                job.stop_event,
+                None if receiver is None else _sink(table.name, rows_send, data_cipher),
+                spec=specs[table.name],
+                key=None if data_cipher is None else data_cipher.key,
+                wait_for_room=job.wait_for_room,
+            )
             first = result.frames[0] if result.frames else [None, None, None]
             await job.mark(
                 row,
@@ -921,7 +951,7 @@ async def _export_with(
         return
     columns, rows = await store.table_dump(job.job_name)
     payload = _encode({"table": job.job_name, "columns": columns, "rows": rows})
-    await anyio.to_thread.run_sync(partial(writer.write_control_table, payload, count=len(rows)))
+    await job.write_waiting(partial(writer.write_control_table, payload, count=len(rows)))
     paths = await anyio.to_thread.run_sync(writer.close)
     total_rows = sum(
         r[CONTROL_INDEX["completed_rows"]] or 0
@@ -1399,14 +1429,13 @@ async def run_job(
             tg.start_soon(job.obey_commands, tg.cancel_scope)
             runners = {"EXPORT": run_export, "IMPORT": run_import, "LOAD": run_load}
             await runners[record.operation](job)
-            await job.sync_waiting()
             tg.cancel_scope.cancel()
     except Exception as group:
         # Keep the control table: the job can be restarted once the cause is mended.
         exc = first_error(group)
         if isinstance(exc, JobTakenOver):
             return JobState.UNDEFINED  # the new owner decides what the job's state is
-        if job.stopping and isinstance(exc, DumpSetFullError | Stopped):
+        if job.stopping and isinstance(exc, Stopped):
             exc = None  # stopped while it waited for a file: a stop, not a failure
     if exc is not None:
         message = str(exc) if isinstance(exc, PumpkitError) else f"{type(exc).__name__}: {exc}"

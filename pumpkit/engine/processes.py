@@ -38,12 +38,13 @@ from pumpkit.core.frame import (
     MAX_PAYLOAD,
     FrameHeader,
     FrameKind,
+    Location,
     build_frame,
     parse_frame_header,
 )
 from pumpkit.core.planner import Granule
 from pumpkit.engine.selecting import BatchRemap
-from pumpkit.errors import ConnectorError, PumpkitError
+from pumpkit.errors import ConnectorError, DumpSetFullError, PumpkitError
 from pumpkit.io.connectors.base import TableDef
 from pumpkit.io.connectors.sqlite import SqliteSource, open_reader, read_batches, writers_held
 from pumpkit.io.dumpset.writer import DumpSetWriter
@@ -252,13 +253,18 @@ class ExportPool:
         *,
         spec: RowSpec | None = None,
         key: bytes | None = None,
+        wait_for_room: Callable[[str], bool] | None = None,
     ) -> GranuleResult:
         """Have worker ``worker`` export one granule; place its frames; fsync; say where.
 
         ``sink``, when given, also receives every frame (an export's output module); with
-        no ``writer`` the frames go only there. Blocking: run it in a thread. Raises
-        ``ConnectorError`` for a failure in the worker and ``Stopped`` when ``stop`` is set
-        (the pool must then be closed: the worker may be mid-granule).
+        no ``writer`` the frames go only there. A frame the full dump-file set cannot take is
+        written again each time ``wait_for_room`` (called with the ``DumpSetFullError``'s
+        message; it blocks) says to. Blocking: run it in a thread. Raises ``ConnectorError``
+        for a failure in the worker, ``Stopped`` when ``stop`` is set or ``wait_for_room``
+        says not to write again (the pool must then be closed: the worker may be
+        mid-granule), and ``DumpSetFullError`` when the set is full and there is no
+        ``wait_for_room``.
         """
         conn = self._conns[worker]
         conn.send_bytes(
@@ -294,7 +300,7 @@ class ExportPool:
             if sink is not None:
                 sink(parsed, payload)
             if writer is not None:
-                location = writer.write_built(header, payload)
+                location = _write_waiting(writer, header, payload, wait_for_room)
                 result.frames.append(
                     [
                         location.fileid,
@@ -309,6 +315,23 @@ class ExportPool:
         if writer is not None:
             writer.sync()
         return result
+
+
+def _write_waiting(
+    writer: DumpSetWriter,
+    header: memoryview,
+    payload: memoryview,
+    wait_for_room: Callable[[str], bool] | None,
+) -> Location:
+    """``writer.write_built``, made again after each wait for room while the set is full."""
+    while True:
+        try:
+            return writer.write_built(header, payload)
+        except DumpSetFullError as full:
+            if wait_for_room is None:
+                raise
+            if not wait_for_room(str(full)):
+                raise Stopped from None
 
 
 def main() -> None:

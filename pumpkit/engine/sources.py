@@ -13,8 +13,9 @@ moves rows with the workers ``open_workers`` starts, without knowing which engin
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -22,11 +23,19 @@ import anyio
 import asyncpg
 import zstandard
 
+from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import FrameCipher
-from pumpkit.core.frame import Encoding, FrameHeader, FrameKind, build_frame, parse_frame_header
+from pumpkit.core.frame import (
+    Encoding,
+    FrameHeader,
+    FrameKind,
+    Location,
+    build_frame,
+    parse_frame_header,
+)
 from pumpkit.core.planner import Granule
 from pumpkit.engine.processes import ExportPool, GranuleResult, RowSpec, Stopped
-from pumpkit.errors import UsageError
+from pumpkit.errors import DumpSetFullError, UsageError
 from pumpkit.io.connectors.base import Catalog, TableDef
 from pumpkit.io.connectors.postgres import PgSnapshot, PgSource, is_postgres_url, select_sql
 from pumpkit.io.connectors.sqlite import SqliteSource
@@ -39,6 +48,9 @@ __all__ = ("ExportSource", "ExportWorkers", "PgExport", "SqliteExport", "open_so
 PG_FRAME_BYTES = 1 << 20
 
 Sink = Callable[[FrameHeader, memoryview], None]
+#: Awaited with a ``DumpSetFullError``'s message while the dump-file set is full; whether to
+#: write the same frame again (``JobRunner.wait_for_room``).
+WaitForRoom = Callable[[str], Coroutine[Any, Any, bool]]
 
 
 class ExportWorkers(Protocol):
@@ -56,6 +68,7 @@ class ExportWorkers(Protocol):
         *,
         spec: RowSpec,
         key: bytes | None,
+        wait_for_room: WaitForRoom | None = None,
     ) -> GranuleResult: ...
 
     async def close(self) -> None: ...
@@ -94,17 +107,43 @@ def open_source(database: str) -> ExportSource:
 class _SqliteWorkers:
     def __init__(self, pool: ExportPool) -> None:
         self.pool = pool
+        # Threads of their own: a granule's thread may wait (for room in the dump-file set)
+        # on the event loop, which then needs the default threads to log and to look.
+        self.limiter = anyio.CapacityLimiter(len(pool))
 
     def __len__(self) -> int:
         return len(self.pool)
 
-    async def run_granule(self, worker: int, *args: Any, **kwargs: Any) -> GranuleResult:
+    async def run_granule(
+        self, worker: int, *args: Any, wait_for_room: WaitForRoom | None = None, **kwargs: Any
+    ) -> GranuleResult:
         return await anyio.to_thread.run_sync(
-            partial(self.pool.run_granule, worker % len(self.pool), *args, **kwargs)
+            partial(
+                self.pool.run_granule,
+                worker % len(self.pool),
+                *args,
+                wait_for_room=None if wait_for_room is None else _from_thread(wait_for_room),
+                **kwargs,
+            ),
+            limiter=self.limiter,
         )
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.pool.close)
+
+
+def _from_thread(wait: WaitForRoom) -> Callable[[str], bool]:
+    """``wait`` for the pool's thread: it runs on the event loop while the thread blocks."""
+
+    def blocking(message: str) -> bool:
+        try:
+            return anyio.from_thread.run(wait, message)
+        except concurrent.futures.CancelledError:
+            # The job was cancelled while the write waited (its session left): no room,
+            # the granule stops, and the cancellation goes on in the waiting task.
+            return False
+
+    return blocking
 
 
 class SqliteExport:
@@ -223,8 +262,11 @@ class _PgWorkers:
         *,
         spec: RowSpec,
         key: bytes | None,
+        wait_for_room: WaitForRoom | None = None,
     ) -> GranuleResult:
-        """Copy one granule out into frames; fsync; say where they are.
+        """Copy one granule out into frames; fsync; say where they are. A frame the full
+        dump-file set cannot take is written again each time ``wait_for_room`` says to
+        (``Stopped`` when it says not to).
 
         The frames hold the COPY stream cut every ``PG_FRAME_BYTES``, not at row
         boundaries (finding them would mean parsing every field): their count is 0 but for
@@ -258,8 +300,7 @@ class _PgWorkers:
             if sink is not None:
                 sink(parse_frame_header(header), memoryview(payload))
             if writer is not None:
-                # In a thread: a full dump-file set waits there for ADD_FILE.
-                location = await anyio.to_thread.run_sync(writer.write_built, header, payload)
+                location = await _write_waiting(writer, header, payload, wait_for_room)
                 result.frames.append(
                     [location.fileid, location.position, location.length, count, len(data)]
                 )
@@ -289,3 +330,18 @@ class _PgWorkers:
                 await conn.close(timeout=5)
             except (OSError, asyncpg.InterfaceError, TimeoutError):
                 conn.terminate()
+
+
+async def _write_waiting(
+    writer: DumpSetWriter, header: bytes, payload: Buffer, wait_for_room: WaitForRoom | None
+) -> Location:
+    """``writer.write_built`` in a thread, made again after each wait for room while the
+    set is full."""
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(writer.write_built, header, payload)
+        except DumpSetFullError as full:
+            if wait_for_room is None:
+                raise
+            if not await wait_for_room(str(full)):
+                raise Stopped from None

@@ -6,7 +6,11 @@ with one ``os.pwritev`` (never joined), and closes each file with an INDEX frame
 and a rewritten header (sections 3.7 and 7 of ``formats/dumpfile.md``). It reopens the files
 of a stopped or crashed job at their durable points (section 8).
 
-Blocking file I/O: async callers run it in a worker thread.
+Every change to the set happens under the writer's one lock, file creation included: a file's
+number is handed out when it is created. When no template can name another file, a write
+raises ``DumpSetFullError`` having written and changed nothing; the caller waits (for
+ADD_FILE: ``add_template``) outside the writer and writes the same frame again. Blocking file
+I/O: async callers run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import mmap
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,11 +80,14 @@ class DumpSetWriter:
 
     ``templates`` are file names (with ``%U``/``%L``) relative to ``directory``; files are
     taken from them in order. ``filesize`` caps every file (``None``: unlimited). Existing
-    files are refused unless ``reusefile``.
+    files are refused unless ``reusefile``. ``durable`` (file number -> end of its last
+    recorded frame) reopens the set a stopped or crashed writer left.
 
     Raises ``FileAccessError`` for a missing directory or an existing file,
-    ``DumpSetFullError`` when no template can name another file (``add_template`` then lets
-    the writer go on), ``InvalidArgumentError`` for a frame that cannot fit any file.
+    ``InvalidArgumentError`` for a frame that cannot fit any file, and, from ``write_built``
+    and ``write_frame``, ``DumpSetFullError`` when the current file is full and no template
+    can name another: nothing was written or changed, and after ``add_template`` the same
+    call succeeds.
     """
 
     def __init__(
@@ -119,22 +126,19 @@ class DumpSetWriter:
             )
         self._cipher = cipher
         self._local = threading.local()
+        # The one lock: every frame placed, every file created or finished, every template
+        # added. No write waits for room while holding it: a full set raises instead.
         self._lock = threading.Lock()
-        # Signalled by add_template: a writer waiting for room (see ``when_full``) goes on.
-        self._room = threading.Condition(self._lock)
-        #: Called (from the writing thread) with a message while no file can take more bytes,
-        #: and with ``None`` once one can; it returns whether to keep waiting. ``None``: raise
-        #: ``DumpSetFullError`` at once.
-        self.when_full: Callable[[str | None], bool] | None = None
         self._closed: list[_OpenFile] = []
         self._current: _OpenFile | None = None
         self._control_written = False
         for template in templates:
             self.add_template(template)
-        if durable is None:
-            self._roll()
-        else:
-            self._resume(durable)
+        with self._lock:
+            if durable is None:
+                self._roll()
+            else:
+                self._resume(durable)
 
     # -- files
 
@@ -160,50 +164,48 @@ class DumpSetWriter:
     @property
     def paths(self) -> list[Path]:
         """Every file of the set made so far, in file-number order."""
-        files = [*self._closed, *([self._current] if self._current else [])]
-        return [f.path for f in files]
+        with self._lock:
+            return [f.path for f in self._files()]
 
     def add_template(self, template: str) -> None:
-        """Add a file name (or template; relative to the directory) the set may grow into;
-        a writer waiting for room goes on."""
-        with self._room:
+        """Add a file name (or template; relative to the directory) the set may grow into.
+        A write that raised ``DumpSetFullError`` may then be made again."""
+        with self._lock:
             self._templates.append(template)
             self._template_used.append(0)
-            self._room.notify_all()
 
-    def _next_path_or_wait(self) -> Path:
-        """The next file's path; when there is none, wait for ``add_template`` as long as
-        ``when_full`` says to (the lock is held: ``write_built`` rolls under it)."""
-        waited = False
-        while True:
+    def can_grow(self) -> bool:
+        """Whether a template can still name another file of the set (so a write that found
+        the set full is worth making again)."""
+        with self._lock:
             try:
-                path = self._next_path()
-            except DumpSetFullError as full:
-                if self.when_full is None or not self.when_full(str(full)):
-                    raise
-                waited = True
-                self._room.wait(timeout=0.5)
-                continue
-            if waited and self.when_full is not None:
-                self.when_full(None)
-            return path
+                self._next_name()
+            except DumpSetFullError:
+                return False
+            return True
 
-    def _next_path(self) -> Path:
+    def _files(self) -> list[_OpenFile]:
+        return [*self._closed, *([self._current] if self._current else [])]
+
+    def _next_name(self) -> tuple[int, Path]:
+        """The template the next file is named from and that file's path; nothing is taken.
+        Raises ``DumpSetFullError`` when every template is used up."""
         for i, template in enumerate(self._templates):
             capacity = template_capacity(template)
             if capacity is not None and self._template_used[i] >= capacity:
                 continue
-            self._template_used[i] += 1
-            return self._directory / expand_template(template, self._template_used[i])
+            return i, self._directory / expand_template(template, self._template_used[i] + 1)
         raise DumpSetFullError(
             "no file of the dump-file set can take more bytes: every file name is used"
             + (f" and FILESIZE {self._filesize} is reached" if self._filesize else "")
             + "; add a file (ADD_FILE) to go on"
         )
 
-    def _roll(self) -> None:
-        number = len(self._closed) + (1 if self._current else 0) + 1
-        path = self._next_path() if self._current is None else self._next_path_or_wait()
+    def _roll(self) -> _OpenFile:
+        """Create the next file of the set and make it the current one, finishing the one
+        before. Its number is given here, under the lock. Raises ``DumpSetFullError`` (no
+        name left) and ``FileAccessError`` (cannot create) having changed nothing."""
+        slot, path = self._next_name()
         flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if self._reusefile else os.O_EXCL)
         try:
             fd = os.open(path, flags, 0o644)
@@ -216,11 +218,14 @@ class DumpSetWriter:
             raise FileAccessError(
                 f"cannot create dump file {str(path)!r}: {exc.strerror}", path=str(path)
             ) from None
+        self._template_used[slot] += 1
         if self._current is not None:
             self._finish(self._current)
             self._closed.append(self._current)
-        self._current = _OpenFile(number=number, path=path, fd=fd, position=HEADER_SIZE)
-        os.pwrite(fd, self._header_for(self._current, clean=False), 0)
+        f = _OpenFile(number=len(self._closed) + 1, path=path, fd=fd, position=HEADER_SIZE)
+        self._current = f
+        os.pwrite(fd, self._header_for(f, clean=False), 0)
+        return f
 
     def _resume(self, durable: dict[int, int]) -> None:
         """Reopen the files a stopped or crashed writer of this set left.
@@ -234,14 +239,13 @@ class DumpSetWriter:
         found: list[tuple[Path, FileHeader]] = []
         while True:
             try:
-                path = self._next_path()
+                slot, path = self._next_name()
             except DumpSetFullError:
                 break
             try:
                 with open(path, "rb") as fh:
                     header = decode_header(fh.read(HEADER_SIZE))
             except FileNotFoundError:
-                self._unconsume(path)
                 break
             except DumpError as exc:
                 raise exc.located(str(path)) from None
@@ -250,6 +254,7 @@ class DumpSetWriter:
                     f"{path} is not file {len(found) + 1} of this job's dump-file set",
                     path=str(path),
                 )
+            self._template_used[slot] += 1
             found.append((path, header))
         if not found:
             self._roll()
@@ -264,7 +269,6 @@ class DumpSetWriter:
                 raise
             os.ftruncate(fd, end)
             f = _OpenFile(number=number, path=path, fd=fd, position=end, entries=entries)
-            f.control_position = 0
             if number < len(found):
                 self._finish(f)
                 self._closed.append(f)
@@ -272,16 +276,6 @@ class DumpSetWriter:
                 os.pwrite(fd, self._header_for(f, clean=False, data_end=end), 0)
                 os.fsync(fd)
                 self._current = f
-
-    def _unconsume(self, path: Path) -> None:
-        """Give back the name ``_next_path`` just handed out."""
-        for i, template in enumerate(self._templates):
-            if (
-                self._template_used[i]
-                and self._directory / expand_template(template, self._template_used[i]) == path
-            ):
-                self._template_used[i] -= 1
-                return
 
     def _header_for(self, f: _OpenFile, *, clean: bool, data_end: int = 0, index: int = 0) -> bytes:
         flags = HeaderFlags.CLEAN_CLOSE if clean else HeaderFlags(0)
@@ -319,7 +313,7 @@ class DumpSetWriter:
         encoding: Encoding = Encoding.MSGPACK,
         compress: bool | None = None,
     ) -> Location:
-        """Frame ``data`` and write it.
+        """Frame ``data`` and write it (see ``write_built``).
 
         ``compress=None`` follows the header: table data is compressed when the set's data
         is, everything else when its metadata is.
@@ -349,7 +343,14 @@ class DumpSetWriter:
         return compressor
 
     def write_built(self, header: Buffer, payload: Buffer) -> Location:
-        """Write a frame made by ``build_frame`` (for instance in a worker process)."""
+        """Write a frame made by ``build_frame`` (for instance in a worker process); where
+        it went.
+
+        Raises ``DumpSetFullError`` when the frame does not fit the current file and no
+        template can name another: nothing was written or changed, so the caller may call
+        again with the same frame once ``add_template`` gave room. ``InvalidArgumentError``
+        when the frame could fit no file, or the set is closed.
+        """
         length = memoryview(header).nbytes + memoryview(payload).nbytes
         parsed = parse_frame_header(header)
         with self._lock:
@@ -364,9 +365,7 @@ class DumpSetWriter:
                     )
                 fits = f.position + length + self._reserve(len(f.entries) + 1) <= self._filesize
                 if f.entries and not fits:
-                    self._roll()
-                    f = self._current
-                    assert f is not None
+                    f = self._roll()
             position = f.position
             _writev_all(f.fd, [header, payload], f.position, f.path)
             f.position += length
@@ -385,11 +384,14 @@ class DumpSetWriter:
             return Location(f.number, position, length)
 
     def write_control_table(self, data: Buffer, *, count: int) -> Location:
-        """Write the control table (once per set); the file's header will point at it."""
+        """Write the control table (once per set); the file's header will point at it.
+
+        Raises ``DumpSetFullError`` as ``write_built`` does, and may then be called again."""
         if self._control_written:
             raise InvalidArgumentError("the control table is already in this dump-file set")
+        location = self.write_frame(FrameKind.CONTROL_TABLE, data, count=count)
         self._control_written = True
-        return self.write_frame(FrameKind.CONTROL_TABLE, data, count=count)
+        return location
 
     def sync(self) -> None:
         """A checkpoint: make every frame written so far durable (fsync), note it in the header."""
@@ -403,8 +405,8 @@ class DumpSetWriter:
     @property
     def durable_points(self) -> dict[int, int]:
         """For every file, the offset just past its last frame written (after ``sync``)."""
-        files = [*self._closed, *([self._current] if self._current else [])]
-        return {f.number: f.position for f in files}
+        with self._lock:
+            return {f.number: f.position for f in self._files()}
 
     # -- closing
 
