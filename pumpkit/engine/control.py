@@ -249,16 +249,18 @@ class JobRunner:
                 self.stop_mode = "IMMEDIATE"
                 self.stop_event.set()
                 self.wake()
-                self.let_writes_go()
                 await self.store.update_job(self.job_name, state=JobState.STOPPING.value)
                 await self.log("Job stop requested: immediate" + (" (kill)" if self.kill else ""))
+                self.let_writes_go()
                 scope.cancel()
             elif self.stop_mode is None:
                 self.stop_mode = "GRACEFUL"
                 self.wake()
-                self.let_writes_go()  # a write waiting for a dump file cannot finish its granule
                 await self.store.update_job(self.job_name, state=JobState.STOP_PENDING.value)
                 await self.log("Job stop requested: workers finish their current granule")
+                # Last (the stop is recorded first): a write waiting for a dump file cannot
+                # finish its granule, so it stops now.
+                self.let_writes_go()
         elif command == "PARALLEL":
             degree = int(argument or "1")
             self.degree = degree
