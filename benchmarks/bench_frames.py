@@ -51,9 +51,10 @@ from typing import Any
 import msgspec
 import zstandard
 
-from pumpkit.core.frame import FrameKind
+from pumpkit.core.frame import FrameKind, Location
 from pumpkit.core.header import HeaderBody
-from pumpkit.io.dumpfile import DumpSetReader, DumpSetWriter, Location
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.writer import DumpSetWriter
 
 MB = 1_000_000
 BATCH_TARGET = 1 * MB

@@ -56,6 +56,7 @@ from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     Encoding,
     FrameKind,
+    Location,
     build_frame,
     decode_frame,
     decode_index,
@@ -63,8 +64,8 @@ from pumpkit.core.frame import (
     encode_index,
     parse_frame_header,
 )
-from pumpkit.core.header import HEADER_SIZE, FileHeader, HeaderFlags, encode_header
-from pumpkit.io.dumpfile import DumpSetWriter, HeaderBody, Location
+from pumpkit.core.header import HEADER_SIZE, FileHeader, HeaderBody, HeaderFlags, encode_header
+from pumpkit.io.dumpset.writer import DumpSetWriter
 
 FORMAT_VERSION = 1
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

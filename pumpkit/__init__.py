@@ -75,7 +75,7 @@ from pumpkit.errors import (
     UsageError,
 )
 from pumpkit.exitcodes import ExitCode
-from pumpkit.io.dumpfile import DumpFileInfo, get_dumpfile_info
+from pumpkit.io.dumpset.info import DumpFileInfo, get_dumpfile_info
 from pumpkit.io.usercode import batch_remap
 
 __all__ = (

@@ -5,7 +5,7 @@ import pytest
 
 from pumpkit.core.frame import FrameKind
 from pumpkit.core.header import HeaderBody
-from pumpkit.io.dumpfile import DumpSetWriter
+from pumpkit.io.dumpset.writer import DumpSetWriter
 
 _encode = msgspec.msgpack.encode
 

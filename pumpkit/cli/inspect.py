@@ -12,7 +12,9 @@ import msgspec
 
 from pumpkit.errors import DumpError, FileAccessError, NotADumpFileError
 from pumpkit.exitcodes import ExitCode
-from pumpkit.io.dumpfile import DumpSetReader, get_dumpfile_info, verify_paths
+from pumpkit.io.dumpset.info import get_dumpfile_info
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import verify_paths
 
 __all__ = ("add_commands",)
 

@@ -42,6 +42,7 @@ __all__ = (
     "FrameHeader",
     "FrameKind",
     "IndexEntry",
+    "Location",
     "NeedData",
     "build_frame",
     "check_payload",
@@ -167,6 +168,14 @@ class IndexEntry(msgspec.Struct, frozen=True, array_like=True):
     position: int
     length: int
     uncompressed_length: int
+
+
+class Location(msgspec.Struct, frozen=True, array_like=True):
+    """Where a frame lies in its set: file number, byte offset of its header, whole length."""
+
+    fileid: int
+    position: int
+    length: int
 
 
 # --- encoding -------------------------------------------------------------------------------

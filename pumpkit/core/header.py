@@ -34,6 +34,7 @@ __all__ = (
     "HEADER_SIZE",
     "MAGIC",
     "MAX_CREATED_US",
+    "MAX_HEADER_SIZE",
     "MIN_CREATED_US",
     "FileHeader",
     "HeaderBody",
@@ -59,12 +60,14 @@ _MIN_HEADER_SIZE = 512
 #: The creation time's range, in microseconds from 1970: years 1 to 9999, as ISO 8601 has.
 MIN_CREATED_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
 MAX_CREATED_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
-_MAX_HEADER_SIZE = 65536
+#: The largest header a file may have (its size, offset 12, is checked against it).
+MAX_HEADER_SIZE = 65536
 
 OFFSET_VERSION = 8
 OFFSET_HEADER_SIZE = 12
 OFFSET_FLAGS = 16
 OFFSET_FILE_NUMBER = 20
+OFFSET_GUID = 24
 OFFSET_CREATED = 40
 OFFSET_DATA_END = 48
 OFFSET_INDEX = 56
@@ -237,7 +240,7 @@ def decode_header(data: Buffer) -> FileHeader:
         )
     if major == 0:
         raise CorruptDumpError("format major version 0 does not exist", offset=OFFSET_VERSION)
-    if not (_MIN_HEADER_SIZE <= size <= _MAX_HEADER_SIZE) or size % _MIN_HEADER_SIZE:
+    if not (_MIN_HEADER_SIZE <= size <= MAX_HEADER_SIZE) or size % _MIN_HEADER_SIZE:
         raise CorruptDumpError(
             f"header size {size} is not a multiple of 512 between 512 and 65536",
             offset=OFFSET_HEADER_SIZE,

@@ -33,12 +33,11 @@ from pumpkit.engine.load import run_load
 from pumpkit.engine.progress import job_status
 from pumpkit.errors import (
     BadStateError,
-    DumpSetFullError,
     JobStopped,
     JobTakenOverError,
     PumpkitError,
 )
-from pumpkit.io.setfiles import remove_set_files
+from pumpkit.io.dumpset.files import remove_set_files
 from pumpkit.io.store import ControlStore
 
 __all__ = ("first_error", "run_job")
@@ -85,7 +84,6 @@ async def run_job(
         async with anyio.create_task_group() as tg:
             tg.start_soon(job.obey_commands, tg.cancel_scope)
             await OPERATIONS[job.operation](job)
-            await job.sync_waiting()
             tg.cancel_scope.cancel()
     except anyio.get_cancelled_exc_class():
         # The session that ran the job was cancelled (it left): the job stops, restartable.
@@ -98,7 +96,7 @@ async def run_job(
         exc = first_error(group)
         if isinstance(exc, JobTakenOverError):
             return JobState.UNDEFINED  # the new owner decides what the job's state is
-        if job.stopping and isinstance(exc, DumpSetFullError | JobStopped):
+        if job.stopping and isinstance(exc, JobStopped):
             exc = None  # stopped while it waited for a file: a stop, not a failure
     try:
         if exc is not None:

@@ -46,10 +46,10 @@ from pumpkit.core.selection import Selection
 from pumpkit.engine.job import Job
 from pumpkit.engine.modules import Receiver, make_driver
 from pumpkit.engine.pool import run_pool
-from pumpkit.errors import DumpSetFullError, EncryptedError, JobStopped, UsageError
+from pumpkit.errors import EncryptedError, UsageError
 from pumpkit.io.connectors import open_source
 from pumpkit.io.connectors.base import FramePlacer, GranuleRequest, RowSpec, Source
-from pumpkit.io.dumpfile import DumpSetWriter
+from pumpkit.io.dumpset.writer import DumpSetWriter
 
 __all__ = ("run_export",)
 
@@ -125,8 +125,6 @@ async def _export_from(job: Job, source: Source) -> None:
             cipher=cipher,
         )
     )
-    # A full set waits for ADD_FILE instead of failing (Oracle stops with ORA-39095 here).
-    writer.when_full = job.dump_set_full
     if durable is not None:
         await job.log(
             "Dump files reopened at their last durable points: "
@@ -234,14 +232,16 @@ async def _encryption(job: Job) -> tuple[crypto.FrameCipher | None, dict[str, An
 
 
 def _placer(
+    job: Job,
     writer: DumpSetWriter | None,
     table: TableDef,
     rows_out: MemoryObjectSendStream[tuple[str, bytes]] | None,
     cipher: crypto.FrameCipher | None,
 ) -> FramePlacer:
     """Where a reader's frames go: into the dump-file set (``write_built``: one ``pwritev``;
-    a full set waits there for ADD_FILE), and, for an output module, decoded into rows and
-    passed to the event loop (waiting while the module is behind)."""
+    while the set is full, the frame waits for ADD_FILE and is written again), and, for an
+    output module, decoded into rows and passed to the event loop (waiting while the module
+    is behind). It runs in the reader's thread."""
     decompressor = zstandard.ZstdDecompressor() if rows_out is not None else None
     copy = CopyDecoder(table.column_kinds, table.columns) if table.row_format == PGCOPY else None
 
@@ -255,7 +255,7 @@ def _placer(
             anyio.from_thread.run(rows_out.send, (table.name, batch))
         if writer is None:
             return None
-        location = writer.write_built(header, payload)
+        location = job.write_waiting_from_thread(partial(writer.write_built, header, payload))
         return FrameRef(
             location.fileid,
             location.position,
@@ -283,8 +283,7 @@ async def _write_metadata(
         }
         update = RowUpdate()
         if writer is not None:
-            # In a thread: a full set waits there for ADD_FILE, which this loop must obey.
-            loc = await anyio.to_thread.run_sync(
+            loc = await job.write_waiting(
                 partial(
                     writer.write_frame,
                     FrameKind.METADATA,
@@ -343,16 +342,11 @@ async def _export_with(
                 spec=specs[table.name],
                 key=None if data_cipher is None else data_cipher.key,
             )
-            place = _placer(writer, table, rows_send if receiver else None, data_cipher)
-            try:
-                result = await readers.read(number, request, place, job.stop_event)
-                if writer is not None:
-                    # A granule is recorded only once its frames are durable.
-                    await anyio.to_thread.run_sync(writer.sync)
-            except DumpSetFullError:
-                if job.stopping or job.stop_event.is_set():
-                    raise JobStopped from None  # stopped while waiting for ADD_FILE
-                raise
+            place = _placer(job, writer, table, rows_send if receiver else None, data_cipher)
+            result = await readers.read(number, request, place, job.stop_event)
+            if writer is not None:
+                # A granule is recorded only once its frames are durable.
+                await anyio.to_thread.run_sync(writer.sync)
             first = result.frames[0] if result.frames else None
             await job.mark(
                 row,
@@ -403,7 +397,7 @@ async def _close_set(job: Job, writer: DumpSetWriter) -> None:
     """The control table into the set, then every file finished (INDEX, END, headers)."""
     columns, rows = await job.store.table_dump(job.name)
     payload = _encode({"table": job.name, "columns": columns, "rows": rows})
-    await anyio.to_thread.run_sync(partial(writer.write_control_table, payload, count=len(rows)))
+    await job.write_waiting(partial(writer.write_control_table, payload, count=len(rows)))
     paths = await anyio.to_thread.run_sync(writer.close)
     kind, done = columns.index("object_type"), columns.index("completed_rows")
     total_rows = sum(r[done] or 0 for r in rows if r[kind] == "TABLE_DATA")

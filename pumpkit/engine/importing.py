@@ -31,6 +31,7 @@ from pumpkit.core.control_table import (
     table_def_of,
     tables_of,
 )
+from pumpkit.core.frame import Location
 from pumpkit.core.jobplan import before_data, plan_import
 from pumpkit.core.rowcodec import Batch
 from pumpkit.core.selecting import remap_object, remap_table, select_rows
@@ -40,8 +41,8 @@ from pumpkit.engine.pool import run_pool
 from pumpkit.errors import ConnectorError, DumpError, UsageError
 from pumpkit.io.connectors import open_target
 from pumpkit.io.connectors.base import LoadRequest, RowPipe, Target
-from pumpkit.io.dumpfile import DumpSetReader, Location
-from pumpkit.io.setfiles import existing_set_files
+from pumpkit.io.dumpset.files import existing_set_files
+from pumpkit.io.dumpset.reader import DumpSetReader
 from pumpkit.io.usercode import remapper
 
 __all__ = ("open_set", "planned_import", "run_import")

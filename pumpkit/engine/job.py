@@ -11,9 +11,10 @@ from any process; :meth:`Job.obey_commands` polls for them and beats the job's h
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,12 @@ from pumpkit.core.control_table import (
     RowUpdate,
     WorkerEntry,
 )
+from pumpkit.core.frame import Location
 from pumpkit.core.selecting import job_selection
 from pumpkit.core.selection import Selection
 from pumpkit.core.states import JobState
-from pumpkit.errors import JobTakenOverError, UsageError
-from pumpkit.io.dumpfile import DumpSetWriter
+from pumpkit.errors import DumpSetFullError, JobStopped, JobTakenOverError, UsageError
+from pumpkit.io.dumpset.writer import DumpSetWriter
 from pumpkit.io.store import ControlStore
 
 __all__ = ("HEARTBEAT_INTERVAL", "POLL_INTERVAL", "Job")
@@ -73,9 +75,10 @@ class Job:
     kill: bool = False
     writer: DumpSetWriter | None = None
     changed: anyio.Event = field(default_factory=anyio.Event)
-    # Set by a writer thread when no dump file can take more bytes; shown in the status
-    # until ADD_FILE lets the job go on.
-    full_message: str | None = None
+    # What a write that found the dump-file set full waits for (``wait_for_room``): set, and
+    # replaced, by ADD_FILE and by a stop. How many writes wait now, and the reason shown.
+    room: anyio.Event = field(default_factory=anyio.Event)
+    waiting_for_room: int = 0
     shown_waiting: str | None = None
 
     @classmethod
@@ -190,13 +193,13 @@ class Job:
             # The job ends or is cancelled (its session left): a thread waiting for a dump
             # file (or for anything) must let go, or the cancellation waits for it for ever.
             self.stop_event.set()
+            self.let_writes_go()
 
     async def _obey_commands(self, scope: anyio.CancelScope) -> None:
         beat = 0.0
         while True:
             for command, argument in await self.store.take_commands(self.name):
                 await self._obey(command, argument, scope)
-            await self.sync_waiting()
             if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
                 beat = time.monotonic()
                 if self.token is not None and not await self.store.beat(self.name, self.token):
@@ -221,12 +224,16 @@ class Job:
                 self.wake()
                 await self.move(JobState.STOPPING)
                 await self.log("Job stop requested: immediate" + (" (kill)" if self.kill else ""))
+                self.let_writes_go()
                 scope.cancel()
             elif self.stop_mode is None:
                 self.stop_mode = "GRACEFUL"
                 self.wake()
                 await self.move(JobState.STOP_PENDING)
                 await self.log("Job stop requested: workers finish their current granule")
+                # Last (the stop is recorded first): a write waiting for a dump file cannot
+                # finish its granule, so it stops now.
+                self.let_writes_go()
         elif command == "PARALLEL":
             degree = int(argument or "1")
             self.degree = degree
@@ -238,21 +245,70 @@ class Job:
         elif command == "ADD_FILE" and self.writer is not None and argument:
             self.writer.add_template(argument)
             await self.log(f"Dump file {argument} added")
+            self.let_writes_go()
 
     # -- a full dump-file set
 
-    def dump_set_full(self, message: str | None) -> bool:
-        """Called by a writer thread while no file can take more bytes (``message``) and once
-        it can again (``None``); returns whether to go on waiting (not while stopping)."""
-        self.full_message = message
-        return not self.stopping and not self.stop_event.is_set()
+    def let_writes_go(self) -> None:
+        """Wake every write waiting for room in the dump-file set (a file was added, or the
+        job stops); each then looks at why."""
+        self.room.set()
+        self.room = anyio.Event()
 
-    async def sync_waiting(self) -> None:
-        """Show what a writer waits for, or that it has stopped waiting, if that changed since
-        last shown. Called by the command loop and once more when the work is done: a writer
-        that got its file and finished before the loop's next turn is still reported."""
-        if self.full_message != self.shown_waiting:
-            await self.show_waiting(self.full_message)
+    async def wait_for_room(self, message: str) -> bool:
+        """Wait while the dump-file set is full: until ADD_FILE gives it another file name or
+        the job stops (Oracle's job stops with ORA-39095 here; this one waits). Returns whether
+        to write the same frame again (False: the job stops).
+
+        ``message`` (the ``DumpSetFullError``'s) is shown while any write waits: the status's
+        WAITING_FOR and a "Waiting: ..." log line; once the last waiting write goes on, "A dump
+        file was added: the job goes on". Runs on the event loop: the control coroutine awaits
+        it for its own writes, a worker thread calls it with ``anyio.from_thread.run``. Valid
+        while an export runs (EXECUTING, STOP PENDING).
+        """
+        room = self.room  # first: every ADD_FILE from here on sets this one
+        if self.stopping or self.stop_event.is_set():
+            return False
+        writer = self.writer
+        if writer is not None and await anyio.to_thread.run_sync(writer.can_grow):
+            return True  # a file was added between the write that failed and now
+        self.waiting_for_room += 1
+        try:
+            if self.shown_waiting != message:
+                await self.show_waiting(message)
+            await room.wait()
+        finally:
+            self.waiting_for_room -= 1
+        if self.stopping or self.stop_event.is_set():
+            return False
+        if not self.waiting_for_room and self.shown_waiting is not None:
+            await self.show_waiting(None)
+        return True
+
+    async def write_waiting(self, write: Callable[[], Location]) -> Location:
+        """``write`` (a write into the dump-file set) in a thread, made again after each wait
+        for room while the set is full. Raises ``JobStopped`` when the job stops meanwhile."""
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(write)
+            except DumpSetFullError as full:
+                if not await self.wait_for_room(str(full)):
+                    raise JobStopped from None
+
+    def write_waiting_from_thread(self, write: Callable[[], Location]) -> Location:
+        """``write_waiting`` for a worker thread: it waits on the event loop."""
+        while True:
+            try:
+                return write()
+            except DumpSetFullError as full:
+                try:
+                    go_on = anyio.from_thread.run(self.wait_for_room, str(full))
+                except concurrent.futures.CancelledError:
+                    # The job was cancelled while the write waited (its session left): no
+                    # room; the cancellation goes on in the waiting task.
+                    go_on = False
+                if not go_on:
+                    raise JobStopped from None
 
     async def show_waiting(self, message: str | None) -> None:
         self.shown_waiting = message

@@ -55,6 +55,7 @@ from pumpkit.core.states import (
     parse_state,
 )
 from pumpkit.core.status import JobView, Status, StatusMask
+from pumpkit.core.templates import expand_template
 from pumpkit.engine.control import run_job
 from pumpkit.engine.progress import job_status, owner_alive
 from pumpkit.engine.runner import new_owner
@@ -67,7 +68,6 @@ from pumpkit.errors import (
     UsageError,
 )
 from pumpkit.exitcodes import ExitCode
-from pumpkit.io.dumpfile import expand_template
 from pumpkit.io.store import ControlStore, open_store
 from pumpkit.io.usercode import load_object
 

@@ -12,7 +12,7 @@ from pumpkit.core.control_table import FileEntry, object_def_of, table_def_of
 from pumpkit.engine.importing import planned_import
 from pumpkit.engine.job import Job
 from pumpkit.io.connectors import script_for
-from pumpkit.io.dumpfile import DumpSetReader
+from pumpkit.io.dumpset.reader import DumpSetReader
 
 __all__ = ("write_sqlfile",)
 

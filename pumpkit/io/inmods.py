@@ -20,8 +20,9 @@ from typing import IO
 import anyio
 import msgspec
 
+from pumpkit.core.frame import Location
 from pumpkit.errors import InmodError
-from pumpkit.io.dumpfile import DumpSetReader, Location
+from pumpkit.io.dumpset.reader import DumpSetReader
 
 __all__ = ("DelimitedFile", "DumpSetRecords", "JsonLinesFile", "LinesFile")
 

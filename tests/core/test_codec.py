@@ -45,6 +45,7 @@ from pumpkit.core.header import (
     decode_header,
     encode_header,
 )
+from pumpkit.core.templates import expand_template
 from pumpkit.errors import (
     CorruptDumpError,
     DumpError,
@@ -52,7 +53,6 @@ from pumpkit.errors import (
     NotADumpFileError,
     UnsupportedFeatureError,
 )
-from pumpkit.io.dumpfile import expand_template
 
 CODEC = settings(deadline=None, max_examples=150)
 

@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 import pumpkit
-from pumpkit.io.dumpfile import verify_paths
+from pumpkit.io.dumpset.verify import verify_paths
 
 # --- helpers -----------------------------------------------------------------------------------
 

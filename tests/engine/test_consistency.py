@@ -12,7 +12,7 @@ import pytest
 
 import pumpkit
 from pumpkit.core import planner
-from pumpkit.io.dumpfile import DumpSetReader
+from pumpkit.io.dumpset.reader import DumpSetReader
 
 
 def _make_source(path, rows):

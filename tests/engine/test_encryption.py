@@ -41,7 +41,9 @@ from pumpkit.core.header import FORMAT_MINOR, OFFSET_FLAGS, HeaderFlags, decode_
 from pumpkit.core.states import JobState
 from pumpkit.engine.session import Session
 from pumpkit.errors import CorruptDumpError, EncryptedError, PumpkitError
-from pumpkit.io.dumpfile import DumpSetReader, get_dumpfile_info, verify_paths
+from pumpkit.io.dumpset.info import get_dumpfile_info
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.testing.sqlite_fixtures import compare_databases, make_tricky_database
 
 PASSWORD = "correct horse battery staple"

@@ -34,7 +34,7 @@ from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
 from pumpkit.engine.session import Session
 from pumpkit.errors import InvalidStateError
-from pumpkit.io.dumpfile import verify_paths
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.testing.sqlite_fixtures import (
     compare_databases,
     make_tricky_database,

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 import pumpkit
-import pumpkit.io.dumpfile
+import pumpkit.io.dumpset.reader
 
 MODULE = textwrap.dedent(
     '''
@@ -89,7 +89,7 @@ async def test_every_row_reaches_the_output_module_beside_or_instead_of_dumps(
     assert codes[0] == 6 and codes[-1] == 5 and set(codes[1:-1]) == {7}
     assert (tmp_path / "beside.dmp").exists() == bool(dumpfile)
     if dumpfile:
-        with pumpkit.io.dumpfile.DumpSetReader.open([tmp_path / "beside.dmp"]) as reader:
+        with pumpkit.io.dumpset.reader.DumpSetReader.open([tmp_path / "beside.dmp"]) as reader:
             assert sum(o.rows for o in reader.objects()) == 1050
 
 

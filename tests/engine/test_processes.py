@@ -39,7 +39,7 @@ from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
 from pumpkit.engine.session import Session
 from pumpkit.errors import InvalidStateError, UsageError
-from pumpkit.io.dumpfile import verify_paths
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.testing.sqlite_fixtures import compare_databases
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

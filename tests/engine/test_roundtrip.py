@@ -7,7 +7,8 @@ import sqlite3
 import pytest
 
 import pumpkit
-from pumpkit.io.dumpfile import DumpSetReader, verify_paths
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.testing.sqlite_fixtures import compare_databases, make_tricky_database
 
 

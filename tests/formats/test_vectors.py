@@ -18,15 +18,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from pumpkit.core.frame import Encoding, FrameKind
+from pumpkit.core.frame import Encoding, FrameKind, Location
 from pumpkit.errors import DumpError, EncryptedError
-from pumpkit.io.dumpfile import (
-    DumpSetReader,
-    Location,
-    VerifyReport,
-    get_dumpfile_info,
-    verify_paths,
-)
+from pumpkit.io.dumpset.info import get_dumpfile_info
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import VerifyReport, verify_paths
 
 VECTORS = Path(__file__).resolve().parents[2] / "formats" / "vectors" / "v1"
 VALID = sorted((VECTORS / "valid").glob("*.json"))

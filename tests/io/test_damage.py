@@ -32,6 +32,7 @@ from pumpkit.core.frame import (
     NEED_DATA,
     FrameDecoder,
     FrameKind,
+    Location,
     decode_frame,
     decode_index,
     encode_frame_header,
@@ -48,7 +49,9 @@ from pumpkit.errors import (
     UnsupportedFeatureError,
     UnsupportedVersionError,
 )
-from pumpkit.io.dumpfile import DumpSetReader, DumpSetWriter, Location, verify_paths
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import verify_paths
+from pumpkit.io.dumpset.writer import DumpSetWriter
 
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 GUID_A = bytes(range(16))
@@ -591,7 +594,7 @@ def test_dumpfile_info_of_a_forged_creation_time(
 ) -> None:
     """A header (valid checksum) whose creation time no calendar holds: a DumpError or an
     answer, never a ValueError from ``datetime``."""
-    from pumpkit.io.dumpfile import get_dumpfile_info
+    from pumpkit.io.dumpset.info import get_dumpfile_info
 
     _, data, _ = small
     target = tmp_path / "forged.dmp"

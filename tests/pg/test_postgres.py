@@ -18,7 +18,8 @@ import pytest
 import pumpkit
 from pumpkit.core.states import JobState
 from pumpkit.engine.session import Session
-from pumpkit.io.dumpfile import DumpSetReader, verify_paths
+from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.testing.pg_fixtures import VARIED_SCHEMA, fill_varied
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "engine"))

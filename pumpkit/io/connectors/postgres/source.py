@@ -200,6 +200,9 @@ class _Readers(GranuleReaders):
         self.conns = conns
         # One compressor per connection: a zstd context is not shared between threads.
         self.compressors = [zstandard.ZstdCompressor(level=level) if level else None for _ in conns]
+        # Threads of their own: placing a frame may wait (for room in the dump-file set) on
+        # the event loop, which then needs the default threads to log and to look.
+        self.limiter = anyio.CapacityLimiter(max(1, len(conns)))
 
     def __len__(self) -> int:
         return len(self.conns)
@@ -245,7 +248,7 @@ class _Readers(GranuleReaders):
 
             # In a thread: compression and encryption release the GIL, and a full dump-file
             # set waits in ``place``.
-            await anyio.to_thread.run_sync(build_and_place)
+            await anyio.to_thread.run_sync(build_and_place, limiter=self.limiter)
             result.bytes += len(data)
 
         async def output(chunk: bytes) -> None:

@@ -14,7 +14,7 @@ in the dump-file set (``write_built``: one ``pwritev``) and records where it wen
 from a worker are tagged by their first byte: ``R`` ready, ``F`` + frame, ``E`` end of
 granule, ``X`` + an error message.
 
-Each worker is a fresh interpreter (running ``pumpkit.engine.processes.main``) talking through
+Each worker is a fresh interpreter (running ``pumpkit.io.connectors.sqlite.readers.main``) talking through
 its stdin and stdout with length-prefixed messages: nothing of the calling application (its
 ``__main__``, its threads) is forked or re-imported, which multiprocessing cannot promise.
 """
@@ -415,6 +415,9 @@ class _Readers(GranuleReaders):
 
     def __init__(self, pool: ReaderPool) -> None:
         self.pool = pool
+        # Threads of their own: a granule's thread may wait (for room in the dump-file set)
+        # on the event loop, which then needs the default threads to log and to look.
+        self.limiter = anyio.CapacityLimiter(len(pool))
 
     def __len__(self) -> int:
         return len(self.pool)
@@ -423,11 +426,9 @@ class _Readers(GranuleReaders):
         self, reader: int, request: GranuleRequest, place: FramePlacer, stop: threading.Event
     ) -> GranuleResult:
         return await anyio.to_thread.run_sync(
-            partial(self.pool.read_granule, reader % len(self.pool), request, place, stop)
+            partial(self.pool.read_granule, reader % len(self.pool), request, place, stop),
+            limiter=self.limiter,
         )
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.pool.close)
-
-
-_PROBE_KEYS = 100_000
