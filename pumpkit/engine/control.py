@@ -1089,8 +1089,11 @@ async def _import_with(job: JobRunner, reader: DumpSetReader) -> None:
     try:
         await job.check_fingerprint("DUMPSET", reader.header.guid_hex)
         await job.check_fingerprint("TARGET", await target.fingerprint())
+        # The dump's plan under the job's filters, before TABLE_EXISTS_ACTION: what the
+        # dump names (a restart checks its objects against it too).
+        planned = await _planned_import(job, reader, target.engine)
         if not objects:
-            objects = await _planned_import(job, reader, target.engine)
+            objects = planned
             tables = [
                 _table_decoder.decode(r.metadata or b"")
                 for r in objects
@@ -1106,6 +1109,9 @@ async def _import_with(job: JobRunner, reader: DumpSetReader) -> None:
                 f"Import of {len(tables)} tables from {reader.header.body.job_name}"
                 f" ({reader.header.guid_hex}{cross}) planned"
             )
+        # The plan is the dump's word: checked, and what it names bounds what it may touch.
+        files = {n: str(reader.path_of(n)) for n in reader.file_numbers}
+        await target.declare(objects, planned, files)
         await target.ensure_markers()
         await _import_objects(job, target, objects, before_data=True)
         if isinstance(target, PgImport):

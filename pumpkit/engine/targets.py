@@ -9,6 +9,7 @@ note in the job's log (``create_object`` returns it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -16,9 +17,12 @@ import anyio
 import asyncpg
 
 from pumpkit.core.typemap import pg_table_ddl, sqlite_index_ddl, sqlite_table_ddl
+from pumpkit.engine.plancheck import ImportPlan, check_plan
+from pumpkit.errors import UnsafeDumpError
 from pumpkit.io.connectors.base import ObjectDef, TableDef
 from pumpkit.io.connectors.postgres import PgTarget, is_postgres_url, qualified
 from pumpkit.io.connectors.sqlite import SqliteTarget, describe_table
+from pumpkit.io.store import ControlRow
 
 __all__ = ("ImportTarget", "PgImport", "SqliteImport", "open_target", "pg_schema")
 
@@ -28,6 +32,18 @@ class ImportTarget(Protocol):
     source_engine: str
 
     async def fingerprint(self) -> str: ...
+
+    async def declare(
+        self,
+        objects: Sequence[ControlRow],
+        planned: Sequence[ControlRow],
+        dump_files: Mapping[int, str],
+    ) -> None:
+        """Check the import's plan (``plancheck``) and name its objects to the target's
+        guard: ``objects`` what the import makes or loads, ``planned`` all the dump names
+        under the job's filters (tables TABLE_EXISTS_ACTION=SKIP leaves alone included).
+        ``dump_files``: the set's file numbers and paths, for errors' locations."""
+        ...
 
     async def existing_tables(self, tables: list[TableDef]) -> list[str]: ...
 
@@ -77,6 +93,7 @@ class SqliteImport:
     def __init__(self, target: SqliteTarget, source_engine: str) -> None:
         self.target = target
         self.source_engine = source_engine
+        self.plan = ImportPlan()
 
     @property
     def cross(self) -> bool:
@@ -85,10 +102,21 @@ class SqliteImport:
     async def fingerprint(self) -> str:
         return await anyio.to_thread.run_sync(self.target.fingerprint)
 
+    async def declare(
+        self,
+        objects: Sequence[ControlRow],
+        planned: Sequence[ControlRow],
+        dump_files: Mapping[int, str],
+    ) -> None:
+        named = check_plan(planned, dump_files)
+        self.plan = check_plan(objects, dump_files)
+        self.target.declare_scope(self.plan.tables, self.plan.views, named=named.tables)
+
     async def existing_tables(self, tables: list[TableDef]) -> list[str]:
         return await anyio.to_thread.run_sync(self.target.existing_tables, [t.name for t in tables])
 
     async def table_exists(self, table: TableDef) -> bool:
+        self.target.declare_scope([table.name])  # the import makes or loads it
         return await anyio.to_thread.run_sync(self.target.object_exists, "table", table.name)
 
     async def create_table(self, table: TableDef) -> list[str]:
@@ -97,8 +125,18 @@ class SqliteImport:
             ddl = sqlite_table_ddl(
                 table.name, table.columns, table.column_kinds, table.not_null, table.primary_key
             )
-        await anyio.to_thread.run_sync(partial(self.target.execute_ddl, ddl, name=table.name))
+        await self._execute(ddl, "TABLE", table.name)
         return []
+
+    async def _execute(self, ddl: str, kind: str, name: str, table: str = "") -> None:
+        """The dump's statement through the target's guard; a refusal names where in the
+        dump the object is defined."""
+        try:
+            await anyio.to_thread.run_sync(
+                partial(self.target.execute_ddl, ddl, kind=kind, name=name, table=table)
+            )
+        except UnsafeDumpError as exc:
+            raise self.plan.locate(exc) from None
 
     async def truncate(self, table: TableDef) -> None:
         await anyio.to_thread.run_sync(self.target.truncate, table.name)
@@ -111,7 +149,10 @@ class SqliteImport:
         if obj.object_type == "SEQUENCE":
             if self.cross:
                 return _left_out(obj, "sqlite", self.source_engine)
-            await anyio.to_thread.run_sync(t.set_sequence, obj.table, int(obj.value or 0))
+            try:
+                await anyio.to_thread.run_sync(t.set_sequence, obj.table, int(obj.value or 0))
+            except UnsafeDumpError as exc:
+                raise self.plan.locate(exc) from None
             return None
         if obj.object_type == "PRAGMA":
             await anyio.to_thread.run_sync(t.set_setting, obj.name, int(obj.value or 0))
@@ -124,7 +165,13 @@ class SqliteImport:
             ddl = index
         if await anyio.to_thread.run_sync(t.object_exists, obj.object_type, obj.name):
             return None
-        await anyio.to_thread.run_sync(partial(t.execute_ddl, ddl, name=obj.name))
+        await self._execute(ddl, obj.object_type, obj.name, obj.table)
+        for declared, why in t.guard.unchecked:
+            if declared.kind == obj.object_type and declared.name == obj.name:
+                return (
+                    f"{obj.object_type} {obj.name!r} made but not checked: SQLite cannot compile"
+                    f" it here ({why}), so it cannot run; it is inert while that holds"
+                )
         return None
 
     async def ensure_markers(self) -> None:
@@ -158,6 +205,16 @@ class PgImport:
 
     async def fingerprint(self) -> str:
         return await self.target.fingerprint()
+
+    async def declare(
+        self,
+        objects: Sequence[ControlRow],
+        planned: Sequence[ControlRow],
+        dump_files: Mapping[int, str],
+    ) -> None:
+        # The plan's own checks hold for every target; PostgreSQL's guard is its own work.
+        check_plan(planned, dump_files)
+        check_plan(objects, dump_files)
 
     async def existing_tables(self, tables: list[TableDef]) -> list[str]:
         present = await self.target.existing_tables((pg_schema(t), t.name) for t in tables)

@@ -30,6 +30,7 @@ from pumpkit.core.planner import DEFAULT_GRANULE_BYTES, Granule, split_key_range
 from pumpkit.core.typemap import SqliteColumn
 from pumpkit.errors import ConnectorError, FileAccessError
 from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef, quote_ident
+from pumpkit.io.connectors.sqlite_guard import Declared, Scope, SqliteGuard
 
 __all__ = (
     "ERROR_TABLE",
@@ -58,6 +59,9 @@ _ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.Programmi
 _ROWID_ALIASES = ("rowid", "_rowid_", "oid")
 _SAMPLE_ROWS = 1000
 _SETTINGS = ("user_version", "application_id")
+#: The tables pumpkit keeps in a target: no dump's object may be one, be on one, or touch one.
+_OWN_TABLES = frozenset({MARKER_TABLE, RESTART_LOG, ERROR_TABLE})
+_OWN_PREFIXES = ("pumpkit_stage_",)
 
 
 def sqlite_path(database: str | os.PathLike[str]) -> Path:
@@ -491,6 +495,10 @@ class SqliteTarget:
             self.conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             raise ConnectorError(f"cannot open target database {str(self.path)!r}: {exc}") from None
+        #: Both gates for the dump's statements; its scope grows with ``declare_scope``.
+        self.guard = SqliteGuard(
+            self.conn, Scope(reserved=_OWN_TABLES, reserved_prefixes=_OWN_PREFIXES)
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -513,9 +521,21 @@ class SqliteTarget:
         ).fetchone()
         return row is not None
 
-    def execute_ddl(self, sql: str, *, name: str) -> None:
+    def declare_scope(
+        self, tables: Sequence[str] = (), views: Sequence[str] = (), *, named: Sequence[str] = ()
+    ) -> None:
+        """Name the tables the import makes or loads and the views it makes, and (``named``)
+        the other tables its dump names (those TABLE_EXISTS_ACTION=SKIP leaves alone): a
+        dump's indexes and triggers are on the first, its triggers write only to either."""
+        self.guard.scope.widen(tables, views, named=named)
+
+    def execute_ddl(self, sql: str, *, kind: str, name: str, table: str = "") -> None:
+        """Create the dump's object ``kind name`` (on ``table`` for an index or trigger) from
+        ``sql``, through both gates of ``sqlite_guard``: the statement must be exactly that
+        CREATE, and it runs under the authorizer. Raises ``UnsafeDumpError`` (nothing
+        changed) when it is anything else, ``ConnectorError`` when SQLite refuses it."""
         try:
-            self.conn.execute(sql)
+            self.guard.execute(sql, Declared(kind, name, table))
         except sqlite3.Error as exc:
             raise ConnectorError(f"creating {name!r} failed: {exc}", table=name) from None
 
@@ -598,6 +618,8 @@ class SqliteTarget:
             self.conn.execute("ROLLBACK")
 
     def set_sequence(self, table: str, value: int) -> None:
+        """The AUTOINCREMENT counter of ``table``, a table the import makes or loads."""
+        self.guard.require_table("SEQUENCE", table, table, "setting the counter of")
         self.conn.execute("BEGIN")
         cur = self.conn.execute(
             "UPDATE main.sqlite_sequence SET seq = ? WHERE name = ?", (value, table)
@@ -744,10 +766,12 @@ class SqliteTarget:
 def describe_table(ddl: str, name: str) -> tuple[list[SqliteColumn], list[list[str]]]:
     """The columns of a table as its ``CREATE TABLE`` makes them, and its UNIQUE constraints'
     columns, read by making it in an in-memory database (SQLite is the only parser of its
-    own SQL that is always right)."""
-    conn = sqlite3.connect(":memory:")
+    own SQL that is always right). The DDL is a dump's: it passes both gates of
+    ``sqlite_guard`` there too (an ATTACH would write a file from any connection). Raises
+    ``UnsafeDumpError`` or ``ConnectorError``."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        conn.execute(ddl)
+        SqliteGuard(conn, Scope()).execute(ddl, Declared("TABLE", name))
         q = quote_ident(name)
         columns = [
             SqliteColumn(
