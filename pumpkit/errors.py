@@ -41,6 +41,12 @@ __all__ = (
 )
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks, escape sequences)
+    written as a Python escape (``\\n``, ``\\x1b``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class PumpkitError(Exception):
     """The root of every error pumpkit raises on purpose."""
 
@@ -134,7 +140,8 @@ class UnsafeDumpError(DumpError):
         self.action = action
         if reason is None:
             reason = f"unsafe dump: {object_type} {object_name!r} refused: {refused}: {why}"
-        super().__init__(reason, path=path, offset=offset)
+        # The names are the dump's: no line break or escape sequence of theirs reaches a log.
+        super().__init__(printable(reason), path=path, offset=offset)
 
     def located(self, path: str | None, base: int = 0) -> UnsafeDumpError:
         return self.at(path or self.path, None if self.offset is None else self.offset + base)

@@ -15,6 +15,7 @@ import itertools
 import os
 import platform
 import random
+import sqlite3
 import threading
 import time
 import traceback
@@ -43,6 +44,7 @@ from pumpkit.engine.modules import Receiver, make_driver
 from pumpkit.engine.pgdata import import_pg_data
 from pumpkit.engine.processes import RowSpec, Stopped, worker_count
 from pumpkit.engine.progress import job_status
+from pumpkit.engine.rehearsal import rehearse
 from pumpkit.engine.selecting import (
     BatchRemap,
     job_selection,
@@ -67,6 +69,7 @@ from pumpkit.errors import (
 from pumpkit.io.connectors.base import Catalog, ObjectDef, TableDef
 from pumpkit.io.connectors.postgres import PGCOPY
 from pumpkit.io.connectors.sqlite import SqliteTarget
+from pumpkit.io.connectors.sqlite_guard import one_line
 from pumpkit.io.dumpfile import DumpSetReader, DumpSetWriter, expand_template
 from pumpkit.io.store import ControlRow, ControlStore
 
@@ -1040,29 +1043,49 @@ async def _write_sqlfile(job: JobRunner, reader: DumpSetReader, file: ControlRow
     is opened or changed."""
     objects = await _planned_import(job, reader)
     path = Path(file.user_directory or ".") / (file.user_file_name or "")
+    # Each statement rehearsed through the guard on a scratch database: what an import would
+    # refuse is not written as SQL (the sqlite3 shell would run it), only named in a comment.
+    files = {n: str(reader.path_of(n)) for n in reader.file_numbers}
+    engine = reader.header.body.source_engine or "sqlite"
+    checked = await anyio.to_thread.run_sync(
+        partial(rehearse, objects, files, source_engine=engine)
+    )
     lines = [
         f"-- pumpkit {__version__} SQLFILE of dump-file set {reader.header.guid_hex}"
-        f" (job {reader.header.body.job_name}); nothing was imported",
+        f" (job {one_line(reader.header.body.job_name)}); nothing was imported",
+        *checked.header,
         "",
     ]
     content_ddl = job.selection.content != "DATA_ONLY"
     for row in objects:
         if row.object_type == "TABLE" and content_ddl:
-            lines += [_statement(_table_decoder.decode(row.metadata or b"").ddl), ""]
+            refused = checked.refused.get(row.process_order)
+            table_sql = [_statement(_table_decoder.decode(row.metadata or b"").ddl)]
+            lines += [*([refused] if refused else table_sql), ""]
     for row in objects:
         if row.object_type in ("TABLE", "TABLE_DATA"):
+            continue
+        refused = checked.refused.get(row.process_order)
+        if refused:
+            lines += [refused, ""]
             continue
         obj = _object_decoder.decode(row.metadata or b"")
         lines += [*_object_sql(obj), ""]
     text = "\n".join(lines)
     await anyio.to_thread.run_sync(path.write_text, text, "utf-8")
-    await job.log(f"SQL file {path} written: {len(objects)} objects, no database changed")
+    await job.log(
+        f"SQL file {path} written: {len(objects)} objects ({len(checked.refused)} refused by"
+        " the guard, left out), no database changed"
+    )
     await job.store.update_job(job.job_name, state=JobState.COMPLETING.value)
 
 
 def _statement(sql: str) -> str:
     sql = sql.rstrip()
-    return sql if sql.endswith(";") else sql + ";"
+    if sql.endswith(";"):
+        return sql
+    # After a trailing -- comment, a ';' on the same line would be part of the comment.
+    return sql + ";" if sqlite3.complete_statement(sql + ";") else sql + "\n;"
 
 
 def _object_sql(obj: ObjectDef) -> list[str]:

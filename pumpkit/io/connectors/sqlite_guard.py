@@ -55,7 +55,7 @@ from typing import Final, NamedTuple
 
 from pumpkit.core.ddl import quote_ident
 from pumpkit.core.selection import fold
-from pumpkit.errors import PumpkitError, UnsafeDumpError
+from pumpkit.errors import UnsafeDumpError, printable
 
 __all__ = (
     "ALLOWED_PRAGMAS",
@@ -66,6 +66,7 @@ __all__ = (
     "Denied",
     "Scope",
     "SqliteGuard",
+    "one_line",
     "refusal_comment",
     "scratch_guard",
 )
@@ -872,7 +873,14 @@ def scratch_guard(scope: Scope) -> SqliteGuard:
     return SqliteGuard(sqlite3.connect(":memory:", isolation_level=None), scope)
 
 
-def refusal_comment(error: PumpkitError | sqlite3.Error, sql: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` with every line break and control character escaped as Python writes them
+    (``\\n``, ``\\x1b``): a dump's names go into logs and SQL comments, where a raw line
+    break would start a line of the dump's choosing."""
+    return printable(text)
+
+
+def refusal_comment(reason: str, sql: str) -> str:
     """One SQL comment line naming a refused statement and why; the statement is quoted
     with its line breaks escaped, so nothing of it can end the comment."""
-    return f"-- REFUSED, not written: {error}. Its SQL: {sql!r}"
+    return f"-- REFUSED, not written: {one_line(reason)}. Its SQL: {one_line(sql)}"
