@@ -458,7 +458,7 @@ class SqliteGuard:
             if not allowed:
                 raise self._refusal(
                     declared,
-                    f"a {kind.lower()} on {table!r}",
+                    f"{'an index' if kind == 'INDEX' else 'a trigger'} on {table!r}",
                     "an index or trigger must be on a table (or, a trigger, a view) this"
                     " import makes or loads, and never on pumpkit's own tables",
                 )
