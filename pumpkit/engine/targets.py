@@ -166,12 +166,23 @@ class SqliteImport:
         if await anyio.to_thread.run_sync(t.object_exists, obj.object_type, obj.name):
             return None
         await self._execute(ddl, obj.object_type, obj.name, obj.table)
-        for declared, why in t.guard.unchecked:
+        return self._guard_note(obj)
+
+    def _guard_note(self, obj: ObjectDef) -> str | None:
+        """What the job's log should say about an object the guard let through."""
+        guard = self.target.guard
+        for declared, why in guard.unchecked:
             if declared.kind == obj.object_type and declared.name == obj.name:
                 return (
                     f"{obj.object_type} {obj.name!r} made but not checked: SQLite cannot compile"
                     f" it here ({why}), so it cannot run; it is inert while that holds"
                 )
+        written = [t for d, t in guard.writes_outside if d.name == obj.name]
+        if obj.object_type == "TRIGGER" and written:
+            return (
+                f"TRIGGER {obj.name!r} made; it writes {', '.join(map(repr, written))}, which"
+                " the target had already and this import left alone"
+            )
         return None
 
     async def ensure_markers(self) -> None:

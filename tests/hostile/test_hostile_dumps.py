@@ -750,3 +750,50 @@ async def test_sqlfile_of_a_hostile_dump_runs_nothing_and_names_what_it_refused(
         assert done.returncode == 0, done.stderr
         assert set(tree(world)) - set(after) == {"dump/from-sql.db"}
         assert names_in(scratch) >= {"side", "notes"}
+
+
+# --- what the guard lets through, and says so ---------------------------------------------------
+
+
+def _names_precious_and_writes_it(dump: DumpCopy, world: World) -> None:
+    dump.redefine(
+        "TABLE",
+        "notes",
+        name="precious",
+        ddl="CREATE TABLE precious (id INTEGER PRIMARY KEY AUTOINCREMENT, secret TEXT NOT NULL)",
+    )
+    dump.redefine(
+        "TRIGGER",
+        "kv_audit",
+        ddl="CREATE TRIGGER kv_audit AFTER INSERT ON kv BEGIN"
+        " UPDATE precious SET secret = 'pwned'; END",
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_trigger_may_write_a_table_its_dump_names_and_the_log_says_so(
+    exported: list[Path], world: World
+) -> None:
+    """The documented limit (docs/trust.md): a dump that names a table the target already has
+    (skipped under TABLE_EXISTS_ACTION=SKIP) may store a trigger that writes to it when it
+    fires later. It never fires during the import, and the job's log names what it writes."""
+    dump = DumpCopy.read(exported)
+    _names_precious_and_writes_it(dump, world)
+    paths = dump.write(world.dump)
+    before_tree = tree(world)
+    before_own = own_objects(world.target, PREEXISTING)
+
+    status = await pumpkit.import_dump(
+        paths[0], world.target, directory=world.dump, home=world.home, job_name="NAMED"
+    )
+
+    assert status.state == "COMPLETED", status.errors
+    assert tree(world) == before_tree
+    assert own_objects(world.target, PREEXISTING) == before_own
+    assert 'Table "precious" exists: skipped with its data (TABLE_EXISTS_ACTION=SKIP)' in (
+        status.log_lines
+    )
+    assert (
+        "TRIGGER 'kv_audit' made; it writes 'precious', which the target had already and this"
+        " import left alone"
+    ) in status.log_lines

@@ -302,9 +302,17 @@ class SqliteGuard:
         self.conn = conn
         self.scope = scope if scope is not None else Scope()
         self.denials: list[Action] = []
+        #: Triggers that write to a table their dump names which the import skipped.
+        self.writes_outside: list[tuple[Declared, str]] = []
         self._pending: list[_Pending] = []
         self._stubs: set[str] = set()
         self._collation_stubs: set[str] = set()
+
+    def note(self, declared: Declared, table: str) -> None:
+        """``declared`` (a trigger) writes ``table``, a table its dump names that this import
+        does not make or load (it was in the target already and was skipped)."""
+        if (declared, table) not in self.writes_outside:
+            self.writes_outside.append((declared, table))
 
     @property
     def unchecked(self) -> list[tuple[Declared, str]]:
@@ -404,11 +412,6 @@ class SqliteGuard:
         savepoint is released. Returns the actions of the run. Raises ``UnsafeDumpError``
         (the target unchanged), or ``sqlite3.Error`` for a failure of another kind."""
         self.check(sql, declared)
-        # What the import makes is part of what it names (a view may read a view made before).
-        if declared.kind == "TABLE":
-            self.scope.widen(tables=[declared.name])
-        elif declared.kind == "VIEW":
-            self.scope.widen(views=[declared.name])
         conn = self.conn
         conn.execute("SAVEPOINT pumpkit_guard")
         try:
@@ -423,6 +426,11 @@ class SqliteGuard:
             conn.execute("RELEASE pumpkit_guard")
             raise
         conn.execute("RELEASE pumpkit_guard")
+        # What the import made is part of what it names (a later trigger may be on it).
+        if declared.kind == "TABLE":
+            self.scope.widen(tables=[declared.name])
+        elif declared.kind == "VIEW":
+            self.scope.widen(views=[declared.name])
         self._recheck_pending()
         return record
 
@@ -839,10 +847,15 @@ class _TriggerJudge:
         if source is not None and fold(source) in self.others:
             return None  # another trigger on the table: not this one's doing
         if source is None:
-            # The probe statement itself, on the trigger's table.
+            # The probe statement itself, on the trigger's table (and what the table's own
+            # schema makes it do: CHECK constraints, generated columns).
             if _bookkeeping(a) or a.code in _QUERIES:
                 return None
-            if a.code in (*_WRITES, sqlite3.SQLITE_READ) and _same(a.arg1, self.declared.table):
+            if a.code == sqlite3.SQLITE_FUNCTION:
+                return _function(a)
+            if a.code == sqlite3.SQLITE_READ:
+                return _reads(self.guard, a, "the trigger's table")
+            if a.code in _WRITES and _same(a.arg1, self.declared.table):
                 return None
             return f"the probe of {self.declared} met {a.name}"
         what = "the trigger" if _same(source, self.declared.name) else "a view it reads"
@@ -856,7 +869,12 @@ class _TriggerJudge:
         if code in (*_WRITES, sqlite3.SQLITE_READ):
             if what != "the trigger" and code != sqlite3.SQLITE_READ:
                 return f"{what} writes {a.arg1!r}"
-            return _reads(self.guard, a, what)
+            why = _reads(self.guard, a, what)
+            scope = self.guard.scope
+            loaded = scope.has_table(a.arg1) or scope.has_view(a.arg1)
+            if why is None and code in _WRITES and not loaded:
+                self.guard.note(self.declared, a.arg1 or "")
+            return why
         return _NEVER.get(code, f"{what} may not do {a.name}")
 
 
