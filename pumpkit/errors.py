@@ -3,7 +3,8 @@
 One root, :class:`PumpkitError`; its direct subclasses say whose fault it is:
 
 - :class:`DumpError` — the bytes of a dump file are not what the format allows (damage,
-  truncation, a newer major version, files of two sets mixed). It carries the file and the
+  truncation, a newer major version, files of two sets mixed), or what they say would act
+  outside the objects they name (:class:`UnsafeDumpError`). It carries the file and the
   byte offset of the fault.
 - :class:`UsageError` — the caller asked for something that cannot be (a bad argument value,
   an unknown handle).
@@ -44,10 +45,17 @@ __all__ = (
     "PumpkitError",
     "RetryableError",
     "StoreError",
+    "UnsafeDumpError",
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
 )
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks, escape sequences)
+    written as a Python escape (``\\n``, ``\\x1b``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class PumpkitError(Exception):
@@ -110,6 +118,58 @@ class UnsupportedFeatureError(DumpError):
 
 class IncompleteSetError(DumpError):
     """A dump-file set has a file missing, twice, or from another set."""
+
+
+class UnsafeDumpError(DumpError):
+    """A statement or definition in a dump would act outside the objects the dump names.
+
+    The bytes may be perfectly sound (every checksum holds): a dump is input from a stranger,
+    and this is the refusal of what it asks for. ``object_type`` and ``object_name`` name the
+    object whose definition was refused, ``refused`` what it would have done (for instance
+    ``SQLITE_ATTACH '/tmp/loot.db'`` or ``a second statement``), ``why`` the rule it breaks.
+    ``action`` is the authorizer's record of the denied action, as SQLite reported it:
+    ``(action code name, arg1, arg2, database, trigger or view)``, or ``None`` when the parse
+    gate refused the statement before SQLite was asked to run it.
+    """
+
+    def __init__(
+        self,
+        reason: str | None = None,
+        *,
+        object_type: str = "",
+        object_name: str = "",
+        refused: str = "",
+        why: str = "",
+        action: tuple[str, str | None, str | None, str | None, str | None] | None = None,
+        path: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.object_type = object_type
+        self.object_name = object_name
+        self.refused = refused
+        self.why = why
+        self.action = action
+        if reason is None:
+            reason = f"unsafe dump: {object_type} {object_name!r} refused: {refused}: {why}"
+        # The names are the dump's: no line break or escape sequence of theirs reaches a log.
+        super().__init__(printable(reason), path=path, offset=offset)
+
+    def located(self, path: str | None, base: int = 0) -> UnsafeDumpError:
+        return self.at(path or self.path, None if self.offset is None else self.offset + base)
+
+    def at(self, path: str | None, offset: int | None) -> UnsafeDumpError:
+        """The same refusal, placed at ``offset`` of the dump file ``path`` (the frame that
+        defines the object)."""
+        return UnsafeDumpError(
+            self.reason,
+            object_type=self.object_type,
+            object_name=self.object_name,
+            refused=self.refused,
+            why=self.why,
+            action=self.action,
+            path=path,
+            offset=offset,
+        )
 
 
 # --- the caller's fault ----------------------------------------------------------------------

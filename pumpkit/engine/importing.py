@@ -33,12 +33,13 @@ from pumpkit.core.control_table import (
 )
 from pumpkit.core.frame import Location
 from pumpkit.core.jobplan import before_data, plan_import
+from pumpkit.core.plancheck import ImportPlan, check_plan
 from pumpkit.core.rowcodec import Batch
 from pumpkit.core.selecting import remap_object, remap_table, select_rows
 from pumpkit.core.selection import Selection, fold
 from pumpkit.engine.job import Job
 from pumpkit.engine.pool import run_pool
-from pumpkit.errors import ConnectorError, DumpError, UsageError
+from pumpkit.errors import ConnectorError, DumpError, UnsafeDumpError, UsageError
 from pumpkit.io.connectors import open_target
 from pumpkit.io.connectors.base import LoadRequest, RowPipe, Target
 from pumpkit.io.dumpset.files import existing_set_files
@@ -149,8 +150,11 @@ async def _import_with(job: Job, reader: DumpSetReader) -> None:
     try:
         await job.check_fingerprint("DUMPSET", reader.header.guid_hex)
         await job.check_fingerprint("TARGET", await target.fingerprint())
+        # The dump's plan under the job's filters, before TABLE_EXISTS_ACTION: what the
+        # dump names (a restart checks its objects against it too).
+        planned = await planned_import(job, reader, target)
         if not objects:
-            objects = await planned_import(job, reader, target)
+            objects = planned
             tables = [table_def_of(r) for r in objects if r.object_type == "TABLE"]
             present = await target.existing_tables(tables)
             objects = await _table_exists_actions(job, objects, present)
@@ -162,12 +166,16 @@ async def _import_with(job: Job, reader: DumpSetReader) -> None:
                 f"Import of {len(tables)} tables from {reader.header.body.job_name}"
                 f" ({reader.header.guid_hex}{cross}) planned"
             )
+        # The plan is the dump's word: checked, and what it names bounds what it may touch.
+        files = {n: str(reader.path_of(n)) for n in reader.file_numbers}
+        plan = check_plan(objects, files)
+        await target.declare(plan, check_plan(planned, files))
         await target.ensure_markers()
-        await _import_objects(job, target, objects, before=True)
+        await _import_objects(job, target, objects, plan, before=True)
         await _import_data(job, reader, target, objects)
         if job.stopping:
             return
-        await _import_objects(job, target, objects, before=False)
+        await _import_objects(job, target, objects, plan, before=False)
         await target.drop_markers(job.guid)
         await job.completing()
     finally:
@@ -214,6 +222,17 @@ async def _table_exists_actions(
 
 
 async def _import_objects(
+    job: Job, target: Target, objects: list[ControlRow], plan: ImportPlan, *, before: bool
+) -> None:
+    """Make the objects that come before the rows (``before``) or after them; a refusal of
+    the target's guard is placed at the object's METADATA frame in the dump."""
+    try:
+        await _make_objects(job, target, objects, before=before)
+    except UnsafeDumpError as exc:
+        raise plan.locate(exc) from None
+
+
+async def _make_objects(
     job: Job, target: Target, objects: list[ControlRow], *, before: bool
 ) -> None:
     for row in objects:

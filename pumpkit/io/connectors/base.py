@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.catalog import Catalog, ObjectDef, TableDef
-from pumpkit.core.control_table import FrameRef
+from pumpkit.core.control_table import ControlRow, FrameRef
+from pumpkit.core.plancheck import ImportPlan
 from pumpkit.core.planner import Granule
 from pumpkit.core.rowcodec import Batch
 
@@ -266,6 +267,12 @@ class Target(abc.ABC):
         """Make an index, view, trigger, ...; set a sequence value or a setting. Returns a
         note when the object is left out (it has no counterpart in this engine)."""
 
+    async def declare(self, plan: ImportPlan, named: ImportPlan) -> None:
+        """What the import makes or loads (``plan``) and everything its dump names under the
+        job's filters (``named``): a target that guards the dump's statements bounds what
+        they may touch by it."""
+        return None
+
     @abc.abstractmethod
     async def ensure_markers(self) -> None: ...
 
@@ -295,17 +302,32 @@ class Target(abc.ABC):
 
 class Script(abc.ABC):
     """The statements an import of a dump from this engine runs, as SQL text, without a
-    database (SQLFILE), each ending with ``;``."""
+    database (SQLFILE), each ending with ``;``. Blocking: run it in a worker thread."""
+
+    #: How many objects it left out because the import would refuse them.
+    refused: int = 0
+
+    def prepare(self, objects: Sequence[ControlRow], dump_files: Mapping[int, str]) -> list[str]:
+        """Look at the whole plan first; comment lines for the file's head (none here)."""
+        return []
 
     @abc.abstractmethod
-    def table(self, table: TableDef) -> list[str]: ...
+    def table(self, row: ControlRow) -> list[str]:
+        """A TABLE row's statements."""
 
     @abc.abstractmethod
-    def object(self, obj: ObjectDef) -> list[str]:
+    def object(self, row: ControlRow) -> list[str]:
         """An index, view, trigger...; a sequence value or a setting as the SQL that sets it."""
+
+    def close(self) -> None:
+        return None
 
 
 def statement(sql: str) -> str:
-    """``sql`` ending with a ``;``."""
+    """``sql`` ending with a ``;`` (on a line of its own after a trailing ``--`` comment,
+    where it would be part of the comment)."""
     sql = sql.rstrip()
-    return sql if sql.endswith(";") else sql + ";"
+    if sql.endswith(";"):
+        return sql
+    last = sql.rsplit("\n", 1)[-1]
+    return sql + "\n;" if "--" in last else sql + ";"

@@ -3,7 +3,7 @@ them, sequence values as ``setval``."""
 
 from __future__ import annotations
 
-from pumpkit.core.catalog import ObjectDef, TableDef
+from pumpkit.core.control_table import ControlRow, object_def_of, table_def_of
 from pumpkit.io.connectors.base import Script, statement
 from pumpkit.io.connectors.postgres.common import literal, qualified
 
@@ -11,10 +11,11 @@ __all__ = ("PgScript",)
 
 
 class PgScript(Script):
-    def table(self, table: TableDef) -> list[str]:
-        return [statement(table.ddl)]
+    def table(self, row: ControlRow) -> list[str]:
+        return [statement(table_def_of(row).ddl)]
 
-    def object(self, obj: ObjectDef) -> list[str]:
+    def object(self, row: ControlRow) -> list[str]:
+        obj = object_def_of(row)
         if obj.object_type == "SEQUENCE":
             name = literal(qualified(obj.schema, obj.name))
             if obj.value is None:

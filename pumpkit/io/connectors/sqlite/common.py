@@ -11,6 +11,7 @@ from urllib.parse import quote
 from pumpkit.core.ddl import quote_ident
 from pumpkit.core.typemap import SqliteColumn
 from pumpkit.errors import ConnectorError
+from pumpkit.io.connectors.sqlite.guard import Declared, Scope, SqliteGuard
 
 __all__ = (
     "ERROR_TABLE",
@@ -79,10 +80,12 @@ def locked_or(exc: sqlite3.Error, what: str) -> str:
 def describe_table(ddl: str, name: str) -> tuple[list[SqliteColumn], list[list[str]]]:
     """The columns of a table as its ``CREATE TABLE`` makes them, and its UNIQUE constraints'
     columns, read by making it in an in-memory database (SQLite is the only parser of its
-    own SQL that is always right)."""
-    conn = sqlite3.connect(":memory:")
+    own SQL that is always right). The DDL is a dump's: it passes both gates of the guard
+    there too (an ATTACH would write a file from any connection). Raises
+    ``UnsafeDumpError`` or ``ConnectorError``."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        conn.execute(ddl)
+        SqliteGuard(conn, Scope()).execute(ddl, Declared("TABLE", name))
         q = quote_ident(name)
         columns = [
             SqliteColumn(

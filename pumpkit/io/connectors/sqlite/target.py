@@ -28,6 +28,7 @@ import msgspec
 from pumpkit.core.catalog import ObjectDef, TableDef
 from pumpkit.core.ddl import quote_ident
 from pumpkit.core.pgcopy import CopyDecoder
+from pumpkit.core.plancheck import ImportPlan
 from pumpkit.core.rowcodec import PGCOPY, decode_rows
 from pumpkit.core.typemap import sqlite_index_ddl, sqlite_table_ddl
 from pumpkit.errors import (
@@ -57,9 +58,13 @@ from pumpkit.io.connectors.sqlite.common import (
     is_busy,
     sqlite_path,
 )
+from pumpkit.io.connectors.sqlite.guard import Declared, Scope, SqliteGuard
 
 __all__ = ("LOAD_BUSY_TIMEOUT", "SqliteTarget")
 
+#: The tables pumpkit keeps in a target: no dump's object may be one, be on one, or touch one.
+_OWN_TABLES = frozenset({MARKER_TABLE, RESTART_LOG, ERROR_TABLE})
+_OWN_PREFIXES = ("pumpkit_stage_",)
 # A row the table refuses; a failure of the database itself is OperationalError.
 _ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
 #: A load's connection gives up on a lock after this long: a database failure, retried.
@@ -126,6 +131,10 @@ class SqliteTarget(Target):
         except sqlite3.Error as exc:
             error = RetryableError if is_busy(exc) else ConnectorError
             raise error(f"cannot open target database {str(self.path)!r}: {exc}") from None
+        #: Both gates for the dump's statements; its scope grows with ``declare``.
+        self.guard = SqliteGuard(
+            self.conn, Scope(reserved=_OWN_TABLES, reserved_prefixes=_OWN_PREFIXES)
+        )
 
     @classmethod
     async def open(
@@ -158,11 +167,21 @@ class SqliteTarget(Target):
         ).fetchone()
         return row is not None
 
-    def _execute_ddl(self, sql: str, name: str) -> None:
+    def _execute_ddl(self, sql: str, kind: str, name: str, table: str = "") -> None:
+        """Create the dump's object ``kind name`` (on ``table`` for an index or trigger) from
+        ``sql``, through both gates of the guard: the statement must be exactly that CREATE,
+        and it runs under the authorizer. Raises ``UnsafeDumpError`` (nothing changed) when
+        it is anything else, ``ConnectorError`` when SQLite refuses it."""
         try:
-            self.conn.execute(sql)
+            self.guard.execute(sql, Declared(kind, name, table))
         except sqlite3.Error as exc:
             raise ConnectorError(f"creating {name!r} failed: {exc}", table=name) from None
+
+    async def declare(self, plan: ImportPlan, named: ImportPlan) -> None:
+        """The import's tables and views, and (``named``) the other tables its dump names
+        (those TABLE_EXISTS_ACTION=SKIP leaves alone): a dump's indexes and triggers are on
+        the first, its triggers write only to either."""
+        self.guard.scope.widen(plan.tables, plan.views, named=named.tables)
 
     async def existing_tables(self, tables: list[TableDef]) -> list[str]:
         def existing() -> list[str]:
@@ -178,6 +197,7 @@ class SqliteTarget(Target):
         return result
 
     async def table_exists(self, table: TableDef) -> bool:
+        self.guard.scope.widen([table.name])  # the import makes or loads it
         exists: bool = await self._call(self._object_exists, "table", table.name)
         return exists
 
@@ -187,7 +207,7 @@ class SqliteTarget(Target):
             ddl = sqlite_table_ddl(
                 table.name, table.columns, table.column_kinds, table.not_null, table.primary_key
             )
-        await self._call(self._execute_ddl, ddl, table.name)
+        await self._call(self._execute_ddl, ddl, "TABLE", table.name)
         return []
 
     async def truncate(self, table: TableDef) -> None:
@@ -199,6 +219,8 @@ class SqliteTarget(Target):
         await self._call(self.conn.execute, f"DROP TABLE main.{quote_ident(table.name)}")
 
     def _set_sequence(self, table: str, value: int) -> None:
+        """The AUTOINCREMENT counter of ``table``, a table the import makes or loads."""
+        self.guard.require_table("SEQUENCE", table, table, "setting the counter of")
         self.conn.execute("BEGIN")
         cur = self.conn.execute(
             "UPDATE main.sqlite_sequence SET seq = ? WHERE name = ?", (value, table)
@@ -231,18 +253,36 @@ class SqliteTarget(Target):
             ddl = index
         if await self._call(self._object_exists, obj.object_type, obj.name):
             return None
-        await self._call(self._execute_ddl, ddl, obj.name)
+        await self._call(self._execute_ddl, ddl, obj.object_type, obj.name, obj.table)
+        return self._guard_note(obj)
+
+    def _guard_note(self, obj: ObjectDef) -> str | None:
+        """What the job's log should say about an object the guard let through."""
+        for declared, why in self.guard.unchecked:
+            if declared.kind == obj.object_type and declared.name == obj.name:
+                return (
+                    f"{obj.object_type} {obj.name!r} made but not checked: SQLite cannot compile"
+                    f" it here ({why}), so it cannot run; it is inert while that holds"
+                )
+        written = [t for d, t in self.guard.writes_outside if d.name == obj.name]
+        if obj.object_type == "TRIGGER" and written:
+            return (
+                f"TRIGGER {obj.name!r} made; it writes {', '.join(map(repr, written))}, which"
+                " the target had already and this import left alone"
+            )
         return None
 
     # -- markers
 
-    async def ensure_markers(self) -> None:
-        await self._call(
-            self.conn.execute,
+    def _ensure_markers(self) -> None:
+        self.conn.execute(
             f"CREATE TABLE IF NOT EXISTS main.{MARKER_TABLE} ("
             " job_guid TEXT NOT NULL, process_order INTEGER NOT NULL, rows INTEGER NOT NULL,"
-            " PRIMARY KEY (job_guid, process_order)) WITHOUT ROWID",
+            " PRIMARY KEY (job_guid, process_order)) WITHOUT ROWID"
         )
+
+    async def ensure_markers(self) -> None:
+        await self._call(self._ensure_markers)
 
     def _markers(self, job_guid: str) -> dict[int, int]:
         if not self._object_exists("table", MARKER_TABLE):
