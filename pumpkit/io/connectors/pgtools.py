@@ -23,18 +23,21 @@ missing one an error instead of a prompt. Messages are asked for in English
 (``LC_MESSAGES=C``): :func:`restore` reads them.
 
 ``dump_schema`` runs ``pg_dump --format=custom --schema-only --no-password --no-sync
---quote-all-identifiers [--snapshot=S]``:
+[--snapshot=S]``:
 
 * ``--format=custom``: every TOC entry keeps its section and its dependencies, and
   ``pg_restore`` can pick entries (``-L``) and run them in parallel (``-j``).
 * ``--no-sync``: the archive is read back into memory at once and the dump set has its own
   durability; an fsync of a temporary file buys nothing.
-* ``--quote-all-identifiers``: the target's major version is not known when the export runs;
-  a name that is a keyword there (each major version adds some) still restores. pg_dump's
-  manual recommends it for loads into another major version. It changes the SQL text only,
-  not the TOC's tags.
 * ``--snapshot``: the schema is the one the rows are read in (``pg_export_snapshot()`` of
   the coordinator, whose transaction must stay open while pg_dump runs).
+* not ``--quote-all-identifiers`` unless asked (``quote_all_identifiers=True``): pg_dump
+  already quotes every name that is a keyword of its own version, which is the server's or
+  newer; quoting all protects only against keywords new in an even newer target. It has a
+  cost found here: pg_dump 15 then no longer recognises public's default comment and dumps
+  a ``COMMENT ON SCHEMA "public"`` entry, which fails for any role that does not own
+  ``public`` (a restore with ``role``); and the tags of COMMENT and ACL entries change
+  (``TABLE "t"`` instead of ``TABLE t``).
 * no ``-b``/``--blobs`` (PostgreSQL 16 calls it ``--large-objects``): with
   ``--schema-only`` it adds nothing (large objects count as data, see below). With
   ``sections=True`` the dump is ``--section=pre-data --section=post-data`` instead, which
@@ -87,6 +90,35 @@ Found with the real tools on :mod:`pumpkit.testing.pg_rich`; the tests hold them
   ``no_privileges``; the database's own properties (``ALTER DATABASE ... SET``, its grants
   and comment: only with ``--create``); subscriptions unless the dumping user is a
   superuser.
+
+What a copy needs besides the archive (proven by ``tests/pg/test_pgtools.py``)
+----------------------------------------------------------------------------
+A database rebuilt as ``restore(section="pre-data")``, then the rows, then
+``restore(section="post-data")`` (both with ``jobs=2``) has the same ``pg_dump`` output and
+the same rows as its source when, between the two restores, the copy also:
+
+* copies the rows of every plain table (``relkind 'r'``): leaf partitions, inheritance
+  parents (their own rows only: ``COPY t TO`` never reads children) and children, unlogged
+  tables; partitioned tables hold none, foreign tables' rows live elsewhere. Binary COPY
+  without a column list is right: it leaves out generated columns (recomputed on the way in)
+  and writes identity ``ALWAYS`` columns as they are. Nothing fires while the rows go in:
+  triggers, constraint triggers, rules, foreign keys, row security and the event trigger
+  are all post-data;
+* sets every sequence: ``setval(seq, last_value, is_called)`` (``is_called`` false for one
+  never used), owned and identity sequences included;
+* large objects: with ``--schema-only``, ``lo_create(oid)``, ``ALTER LARGE OBJECT ... OWNER
+  TO``, its comment, its grants (from ``aclexplode(lomacl)``), then the bytes
+  (``lo_put``); with ``sections=True`` only the bytes;
+* with ``--schema-only``, ``REFRESH MATERIALIZED VIEW`` of each view populated in the source
+  (with ``sections=True`` pg_restore does it in post-data, after the indexes).
+
+pg_restore's messages
+---------------------
+Only with ``--verbose`` does pg_restore say which entry an error belongs to (``from TOC entry
+N; ...``, printed once per failing entry); :func:`restore` always passes it and reads
+stderr. Without ``--exit-on-error`` pg_restore goes on after a failed statement and ends with
+``warning: errors ignored on restore: N`` and exit status 1; a failure to connect or to read
+the archive ends it without that line, which :func:`restore` raises.
 """
 
 from __future__ import annotations
@@ -291,10 +323,6 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     return url, env
 
 
-def _safe(url: str) -> str:
-    return _libpq(url)[0]
-
-
 async def _run(
     args: Sequence[str], env: dict[str, str] | None = None, *, what: str
 ) -> tuple[int, bytes, bytes]:
@@ -329,6 +357,7 @@ async def dump_schema(
     snapshot: str | None = None,
     *,
     sections: bool = False,
+    quote_all_identifiers: bool = False,
     tools: PgTools | None = None,
 ) -> bytes:
     """The schema of the database at ``url`` as a pg_dump custom-format archive (see the
@@ -338,7 +367,8 @@ async def dump_schema(
     schema is then the one that snapshot sees. ``sections=True`` dumps ``--section=pre-data
     --section=post-data`` instead of ``--schema-only``: the same, plus the large objects'
     metadata (``BLOB`` entries) and a ``MATERIALIZED VIEW DATA`` entry (``REFRESH``) for each
-    populated materialized view.
+    populated materialized view. ``quote_all_identifiers`` adds pg_dump's option of that name
+    (see the module's notes for why it is off).
 
     Raises :class:`ConnectorError` when the tools are missing or too old (before running
     anything) or pg_dump fails (with its message).
@@ -353,7 +383,7 @@ async def dump_schema(
             *(["--section=pre-data", "--section=post-data"] if sections else ["--schema-only"]),
             "--no-password",
             "--no-sync",
-            "--quote-all-identifiers",
+            *(["--quote-all-identifiers"] if quote_all_identifiers else []),
             f"--file={archive}",
         ]
         if snapshot is not None:
