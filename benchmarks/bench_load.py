@@ -747,10 +747,10 @@ for spec in (
     ("pumpkit.io.inmods", "LinesFile", "read_many", "read: LinesFile.read_many (+ thread hop)"),
     ("pumpkit.core.inmod", "LoaderProtocol", "accept_many", "LoaderProtocol.accept_many"),
     ("pumpkit.engine.load", "_Batch", "add", "decode: _Batch.add"),
-    ("pumpkit.io.connectors.sqlite", "SqliteTarget", "apply_checkpoint",
-     "insert: SqliteTarget.apply_checkpoint (its thread)"),
-    ("pumpkit.engine.control", "JobRunner", "mark", "control store: JobRunner.mark"),
-    ("pumpkit.engine.control", "JobRunner", "log", "control store: JobRunner.log"),
+    ("pumpkit.io.connectors.sqlite.target", "_RecordLoad", "_apply",
+     "insert: the SQLite record load's checkpoint (its thread)"),
+    ("pumpkit.engine.job", "Job", "mark", "control store: Job.mark"),
+    ("pumpkit.engine.job", "Job", "log", "control store: Job.log"),
 ):
     wrap(*spec)
 from pumpkit.cli.main import main

@@ -12,26 +12,18 @@ JOB_TAKEN when another process had taken the job.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
 from collections.abc import Sequence
 
 import anyio
 import msgspec
 
-from pumpkit.core.control_table import Owner
 from pumpkit.core.states import JobState
 from pumpkit.engine.control import run_job
 from pumpkit.exitcodes import ExitCode
-from pumpkit.io.store import ControlStore, open_store, this_host
+from pumpkit.io.store import ControlStore, new_owner, open_store
 
-__all__ = ("main", "new_owner", "take_and_run")
-
-
-def new_owner() -> Owner:
-    """This process, as the owner of a job it takes."""
-    return Owner(host=this_host(), pid=os.getpid(), token=secrets.token_hex(8))
+__all__ = ("main", "take_and_run")
 
 
 async def _run(

@@ -58,7 +58,6 @@ from pumpkit.core.status import JobView, Status, StatusMask
 from pumpkit.core.templates import expand_template
 from pumpkit.engine.control import run_job
 from pumpkit.engine.progress import job_status, owner_alive
-from pumpkit.engine.runner import new_owner
 from pumpkit.errors import (
     FileAccessError,
     InvalidArgumentError,
@@ -68,7 +67,7 @@ from pumpkit.errors import (
     UsageError,
 )
 from pumpkit.exitcodes import ExitCode
-from pumpkit.io.store import ControlStore, open_store
+from pumpkit.io.store import ControlStore, new_owner, open_store
 from pumpkit.io.usercode import load_object
 
 __all__ = ("Session",)

@@ -37,6 +37,7 @@ from process_helpers import Client, kill_runner, processes_left, wait_until
 import pumpkit
 from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
+from pumpkit.engine.progress import pid_alive
 from pumpkit.engine.session import Session
 from pumpkit.errors import InvalidStateError, UsageError
 from pumpkit.io.dumpset.verify import verify_paths
@@ -189,6 +190,14 @@ async def granule_counts(s, name) -> tuple[int, int, int]:
     return done, running, len(rows)
 
 
+def _proc_stat(pid: int) -> str:
+    """What /proc says of ``pid`` (for a failure's message: which process holds it now)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text(errors="replace")[:200]
+    except OSError as exc:
+        return repr(exc)
+
+
 async def kill_after(s, name: str, delay: float, seed: int) -> Landing:
     """SIGKILL the job's runner ``delay`` seconds from now; what the store shows after it."""
     pid = (await s._store.job(name)).owner_pid
@@ -207,7 +216,13 @@ async def kill_after(s, name: str, delay: float, seed: int) -> Landing:
         return Landing(seed, delay, JobState.COMPLETED.value, done, running, total)
     view = views.get(name)
     assert view is not None, f"job {name} missing from the jobs view: {record}"
-    assert view.state == JobState.NOT_RUNNING.value, (view, await job_log(s, name))
+    assert view.state == JobState.NOT_RUNNING.value, (
+        view,
+        pid,
+        pid_alive(pid),
+        _proc_stat(pid),
+        await job_log(s, name),
+    )
     assert view.owner_alive is False, view
     assert view.owner_pid == pid, view
     return Landing(seed, delay, view.state, done, running, total)

@@ -9,10 +9,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pumpkit.io.store.base import ControlStore, StateChange, default_home, this_host
+from pumpkit.io.store.base import (
+    ControlStore,
+    StateChange,
+    default_home,
+    new_owner,
+    this_host,
+)
 from pumpkit.io.store.sqlite import SqliteStore
 
-__all__ = ("ControlStore", "StateChange", "default_home", "open_store", "this_host")
+__all__ = (
+    "ControlStore",
+    "StateChange",
+    "default_home",
+    "new_owner",
+    "open_store",
+    "this_host",
+)
 
 
 async def open_store(home: str | os.PathLike[str] | None = None) -> ControlStore:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import os
+import secrets
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from pumpkit.core.control_table import (
 )
 from pumpkit.core.states import JobState
 
-__all__ = ("ControlStore", "StateChange", "default_home", "this_host")
+__all__ = ("ControlStore", "StateChange", "default_home", "new_owner", "this_host")
 
 
 def default_home() -> Path:
@@ -46,6 +47,11 @@ def default_home() -> Path:
 def this_host() -> str:
     """The name this host goes by in a job's owner fields."""
     return socket.gethostname()
+
+
+def new_owner() -> Owner:
+    """This process, as the owner of a job it takes (a new token each time)."""
+    return Owner(host=this_host(), pid=os.getpid(), token=secrets.token_hex(8))
 
 
 StateChange = tuple[str, int, str, float]
