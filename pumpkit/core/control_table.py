@@ -32,8 +32,9 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from pumpkit.core.catalog import ObjectDef, TableDef
+from pumpkit.core.catalog import ObjectDef, SchemaArchive, TableDef
 from pumpkit.core.planner import Granule
+from pumpkit.core.selection import OBJECT_PATHS
 
 __all__ = (
     "CONTROL_COLUMNS",
@@ -58,6 +59,7 @@ __all__ = (
     "parameter_row",
     "parameter_value",
     "row_kind",
+    "schema_archive_of",
     "table_def_of",
     "tables_of",
 )
@@ -99,22 +101,9 @@ class ExistsAction(enum.StrEnum):
     REPLACE = "REPLACE"
 
 
-#: The object types a job plans rows for, in the order their bands are processed.
-OBJECT_TYPES = (
-    "PRAGMA",
-    "SCHEMA",
-    "TYPE",
-    "SEQUENCE_DEF",
-    "TABLE",
-    "TABLE_DATA",
-    "SEQUENCE",
-    "CONSTRAINT",
-    "INDEX",
-    "REF_CONSTRAINT",
-    "TRIGGER",
-    "VIEW",
-    "COMMENT",
-)
+#: The object types a job plans rows for: every kind a filter can name, and the schema
+#: archive a PostgreSQL source's dump carries (its pg_dump archive, one row).
+OBJECT_TYPES = (*OBJECT_PATHS, "PG_SCHEMA")
 
 
 class FrameRef(msgspec.Struct, frozen=True, array_like=True):
@@ -250,6 +239,7 @@ class RowUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
     dump_position: int | UnsetType | None = UNSET
     dump_length: int | UnsetType | None = UNSET
     processing_status: str | UnsetType | None = UNSET
+    metadata: bytes | UnsetType | None = UNSET
 
     def columns(self) -> dict[str, Any]:
         """The columns to write and their values (enums as their on-disk values)."""
@@ -381,6 +371,7 @@ def parameter_value(row: ControlRow) -> Any:
 _table_decoder = msgspec.msgpack.Decoder(TableDef)
 _object_decoder = msgspec.msgpack.Decoder(ObjectDef)
 _granule_decoder = msgspec.msgpack.Decoder(Granule)
+_archive_decoder = msgspec.msgpack.Decoder(SchemaArchive)
 
 
 def table_def_of(row: ControlRow) -> TableDef:
@@ -398,6 +389,16 @@ def granule_of(row: ControlRow) -> Granule:
     return _granule_decoder.decode(row.metadata or b"")
 
 
-def tables_of(rows: Iterable[ControlRow]) -> dict[str, TableDef]:
-    """``name -> TableDef`` of the TABLE rows among ``rows``."""
-    return {r.object_name or "": table_def_of(r) for r in rows if r.object_type == "TABLE"}
+def schema_archive_of(row: ControlRow) -> SchemaArchive:
+    """What a PG_SCHEMA row records about its source's schema archive."""
+    return _archive_decoder.decode(row.metadata or b"")
+
+
+def tables_of(rows: Iterable[ControlRow]) -> dict[tuple[str, str], TableDef]:
+    """``(schema, name) -> TableDef`` of the TABLE rows among ``rows`` (two schemas may each
+    have a table of one name)."""
+    return {
+        (r.object_schema or "", r.object_name or ""): table_def_of(r)
+        for r in rows
+        if r.object_type == "TABLE"
+    }

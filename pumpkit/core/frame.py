@@ -100,6 +100,9 @@ class Encoding(IntEnum):
     MSGPACK = 1
     #: Since 1.2: a piece of a PostgreSQL binary COPY stream (formats/dumpfile.md §5.8).
     PGCOPY = 2
+    #: Since 1.3: a PostgreSQL custom-format archive of the source's schema (pg_dump's), in a
+    #: METADATA frame (formats/dumpfile.md).
+    PG_ARCHIVE = 3
 
 
 @dataclass(frozen=True, slots=True)

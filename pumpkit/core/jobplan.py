@@ -79,12 +79,27 @@ def plan_export(
         return phase * BAND + counters[phase]
 
     object_number = 0
+    if catalog.archive is not None:
+        # The source's schema archive: one row, its bytes until they are in the set.
+        object_number += 1
+        rows.append(
+            ControlRow(
+                process_order=order(Phase.SETTINGS_BEFORE),
+                object_type="PG_SCHEMA",
+                object_type_path="DATABASE/SCHEMA_ARCHIVE",
+                object_name=f"{catalog.archive.tool} archive",
+                object_number=object_number,
+                processing_state=ProcessingState.PENDING,
+                metadata=_encode(catalog.archive),
+                last_update=now,
+            )
+        )
     for obj in catalog.objects:
         if obj.object_type == "PRAGMA":
             object_number += 1
             rows.append(_object_row(obj, order(Phase.SETTINGS_AFTER), object_number, now))
     for obj in catalog.objects:
-        if obj.object_type in _BEFORE_TABLES:
+        if obj.object_type in _BEFORE_TABLES and obj.toc_id is None:
             object_number += 1
             rows.append(_object_row(obj, order(Phase.TABLE), object_number, now))
     for table in catalog.tables:
@@ -129,8 +144,15 @@ def plan_export(
             )
             for g in granules[table.name]
         )
+    # An archive's entries: those made before the rows after the tables, the others in the
+    # INDEX band (their tool orders them within; the rows' order is the archive's).
     for obj in catalog.objects:
-        if obj.object_type in PHASE_OF:
+        if obj.toc_id is not None:
+            object_number += 1
+            phase = Phase.TABLE if obj.section == "pre-data" else Phase.INDEX
+            rows.append(_object_row(obj, order(phase), object_number, now))
+    for obj in catalog.objects:
+        if obj.object_type in PHASE_OF and obj.toc_id is None:
             object_number += 1
             rows.append(_object_row(obj, order(PHASE_OF[obj.object_type]), object_number, now))
     return rows
@@ -140,7 +162,7 @@ def _object_row(obj: ObjectDef, process_order: int, number: int, now: float) -> 
     return ControlRow(
         process_order=process_order,
         object_type=obj.object_type,
-        object_type_path=OBJECT_PATHS[obj.object_type],
+        object_type_path=OBJECT_PATHS.get(obj.object_type, obj.object_type),
         object_schema=obj.schema,
         object_name=obj.name,
         base_object_type="TABLE" if obj.table and obj.object_type != "VIEW" else None,

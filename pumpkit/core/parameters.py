@@ -63,6 +63,11 @@ PARAMETERS: Mapping[str, ParameterSpec] = MappingProxyType(
         ),
         "ENCRYPTION_PASSWORD": ParameterSpec("", text=True),
         # An export's output module (TPump's receiving side, codes 6 and 7).
+        # Import into PostgreSQL: the role the dump's statements and rows run as (SET ROLE),
+        # and whether the archive's owners and grants are left out (pg_restore's options).
+        "ROLE": ParameterSpec("", text=True, operations=("IMPORT",)),
+        "NO_OWNER": ParameterSpec(0, minimum=0, maximum=1, operations=("IMPORT",)),
+        "NO_PRIVILEGES": ParameterSpec(0, minimum=0, maximum=1, operations=("IMPORT",)),
         "OUTMOD": ParameterSpec("", text=True, operations=("EXPORT",)),
         "OUTMOD_PARMS": ParameterSpec("", text=True, operations=("EXPORT",)),
         # LOAD jobs (TPump): where the records come from and how they become rows.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from pumpkit.core.catalog import ObjectDef, TableDef
+from pumpkit.core.catalog import ObjectDef, SchemaArchive, TableDef
 from pumpkit.core.control_table import ControlRow
 from pumpkit.core.selection import fold
 from pumpkit.errors import UnsafeDumpError
@@ -28,6 +28,7 @@ __all__ = ("ImportPlan", "check_plan")
 
 _table_decoder = msgspec.msgpack.Decoder(TableDef)
 _object_decoder = msgspec.msgpack.Decoder(ObjectDef)
+_archive_decoder = msgspec.msgpack.Decoder(SchemaArchive)
 #: Object types whose definition names the table they are on.
 _ON_TABLE = ("INDEX", "TRIGGER")
 
@@ -69,6 +70,21 @@ def check_plan(objects: Sequence[ControlRow], dump_files: Mapping[int, str]) -> 
             last_data = max(last_data or row.process_order, row.process_order)
             continue
         if row.metadata is None:
+            continue
+        if kind == "PG_SCHEMA":
+            # Not an object the target makes from a definition: the record of the schema
+            # archive (whose bytes the import checks against it).
+            try:
+                _archive_decoder.decode(row.metadata)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise UnsafeDumpError(
+                    object_type=kind,
+                    object_name=row.object_name or "",
+                    refused="a schema archive's record that does not decode",
+                    why=str(exc),
+                    path=where[0],
+                    offset=where[1],
+                ) from None
             continue
         try:
             definition: TableDef | ObjectDef = (

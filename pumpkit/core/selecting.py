@@ -78,10 +78,13 @@ def select_rows(rows: Sequence[ControlRow], selection: Selection) -> list[Contro
         for r, k in zip(rows, keep, strict=True)
         if k and r.object_type == "TABLE_DATA"
     }
+    # The schema archive goes along whatever the filters: it holds what the kept rows name.
     return [
         r
         for r, k in zip(rows, keep, strict=True)
-        if k or (r.object_type == "TABLE" and r.object_name in with_rows)
+        if k
+        or (r.object_type == "TABLE" and r.object_name in with_rows)
+        or r.object_type == "PG_SCHEMA"
     ]
 
 
@@ -93,6 +96,11 @@ def remap_table(table: TableDef, selection: Selection) -> TableDef:
     without storage clauses under OMIT_STORAGE)."""
     new = selection.remapped_table(table.name)
     sql = table.ddl
+    if table.toc_id is not None:
+        # An archive's definition: the target rewrites it (through its own SQL's parser).
+        return msgspec.structs.replace(
+            table, name=new, schema=selection.remapped_schema(table.schema)
+        )
     if new != table.name:
         sql = ddl.rename_created(sql, new)
     if selection.transform("OMIT_STORAGE"):
@@ -117,6 +125,10 @@ def remap_object(obj: ObjectDef, selection: Selection) -> ObjectDef:
     new_table = selection.remapped_table(obj.table)
     if new_table == obj.table:
         return msgspec.structs.replace(obj, schema=schema)
+    if obj.toc_id is not None or (obj.object_type == "SEQUENCE" and obj.name != obj.table):
+        # An archive's definition (the target rewrites it through its own SQL's parser), or
+        # a sequence of its own name (PostgreSQL's): only the table it belongs to changes.
+        return msgspec.structs.replace(obj, schema=schema, table=new_table)
     name, sql = obj.name, obj.ddl
     if obj.object_type == "SEQUENCE":
         name = new_table

@@ -118,7 +118,14 @@ async def run_job(
             )
             return JobState.STOPPED
         await job.completing()
-        await job.log(f"Job {job_name} successfully completed in {time.time() - started:.1f} s")
+        errors = (await job_status(store, job_name, StatusMask.JOB_ERROR, after=0)).error_count
+        elapsed = f"{time.time() - started:.1f} s"
+        if errors:
+            # Oracle's "completed with N error(s)": what did not move is in the log, each
+            # with why, and in the status (exit 5).
+            await job.log(f"Job {job_name} completed with {errors} error(s) in {elapsed}")
+        else:
+            await job.log(f"Job {job_name} successfully completed in {elapsed}")
         await job.move(JobState.COMPLETED, update=JobUpdate(stop_reason=None))
         summary = await job_status(store, job_name, StatusMask.ALL & ~StatusMask.WIP, after=0)
         await store.update_job(job_name, JobUpdate(summary=msgspec.json.encode(summary)))

@@ -33,9 +33,10 @@ from pumpkit.core.control_table import (
     RowUpdate,
     encode_frames,
     granule_of,
+    schema_archive_of,
     tables_of,
 )
-from pumpkit.core.frame import Frame, FrameKind, parse_frame_header, payload_bytes
+from pumpkit.core.frame import Encoding, Frame, FrameKind, parse_frame_header, payload_bytes
 from pumpkit.core.header import HeaderBody
 from pumpkit.core.jobplan import durable_points, plan_export
 from pumpkit.core.pgcopy import CopyDecoder
@@ -270,26 +271,35 @@ def _placer(
 async def _write_metadata(
     job: Job, writer: DumpSetWriter | None, objects: list[ControlRow]
 ) -> None:
-    """One small METADATA frame per object, written by the control coroutine itself."""
+    """One small METADATA frame per object, written by the control coroutine itself; a
+    source's schema archive as one frame of its own (encoding PG_ARCHIVE), after which the
+    control table keeps only what it records about it."""
     updates = []
     for row in objects:
         if row.object_type == "TABLE_DATA" or row.metadata is None or row.dump_fileid:
             continue
-        meta = {
-            "object_type": row.object_type,
-            "schema": row.object_schema,
-            "name": row.object_name,
-            "definition": msgspec.msgpack.decode(row.metadata),
-        }
         update = RowUpdate()
+        if row.object_type == "PG_SCHEMA":
+            archive = schema_archive_of(row)
+            payload, encoding, count = archive.data, Encoding.PG_ARCHIVE, archive.entries
+            update.metadata = _encode(archive.info())
+        else:
+            meta = {
+                "object_type": row.object_type,
+                "schema": row.object_schema,
+                "name": row.object_name,
+                "definition": msgspec.msgpack.decode(row.metadata),
+            }
+            payload, encoding, count = _encode(meta), Encoding.MSGPACK, 1
         if writer is not None:
             loc = await job.write_waiting(
                 partial(
                     writer.write_frame,
                     FrameKind.METADATA,
-                    _encode(meta),
+                    payload,
                     object_id=row.object_number or 0,
-                    count=1,
+                    count=count,
+                    encoding=encoding,
                 )
             )
             update.dump_fileid = loc.fileid
@@ -314,7 +324,7 @@ async def _export_with(
 ) -> None:
     await _write_metadata(job, writer, objects)
     tables = tables_of(objects)
-    specs = {name: row_spec(table, job.selection) for name, table in tables.items()}
+    specs = {key: row_spec(table, job.selection) for key, table in tables.items()}
     data_cipher = writer.cipher_for(FrameKind.TABLE_DATA) if writer is not None else None
     pending = [r for r in objects if r.object_type == "TABLE_DATA" and not r.done]
     order = dispatch_order((i, r.size_estimate or 0) for i, r in enumerate(pending))
@@ -327,7 +337,7 @@ async def _export_with(
     try:
 
         async def work(name: str, number: int, row: ControlRow) -> None:
-            table = tables[row.object_name or ""]
+            table = tables[(row.object_schema or "", row.object_name or "")]
             started = time.time()
             await job.mark(
                 row,
@@ -339,7 +349,7 @@ async def _export_with(
                 table=table,
                 granule=granule_of(row),
                 object_id=row.object_number or 0,
-                spec=specs[table.name],
+                spec=specs[(table.schema, table.name)],
                 key=None if data_cipher is None else data_cipher.key,
             )
             place = _placer(job, writer, table, rows_send if receiver else None, data_cipher)

@@ -10,6 +10,7 @@ take the granules in key order and write them. SQLFILE is ``pumpkit.engine.sqlfi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from functools import partial
@@ -19,7 +20,7 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from pumpkit.core.catalog import TableDef
+from pumpkit.core.catalog import ObjectDef, TableDef
 from pumpkit.core.control_table import (
     OBJECT_TYPES,
     ControlRow,
@@ -28,6 +29,7 @@ from pumpkit.core.control_table import (
     ProcessingState,
     RowUpdate,
     object_def_of,
+    schema_archive_of,
     table_def_of,
     tables_of,
 )
@@ -39,9 +41,22 @@ from pumpkit.core.selecting import remap_object, remap_table, select_rows
 from pumpkit.core.selection import Selection, fold
 from pumpkit.engine.job import Job
 from pumpkit.engine.pool import run_pool
-from pumpkit.errors import ConnectorError, DumpError, UnsafeDumpError, UsageError
+from pumpkit.errors import (
+    ConnectorError,
+    CorruptDumpError,
+    DumpError,
+    UnsafeDumpError,
+    UsageError,
+)
 from pumpkit.io.connectors import open_target
-from pumpkit.io.connectors.base import LoadRequest, RowPipe, Target
+from pumpkit.io.connectors.base import (
+    MADE,
+    ImportOptions,
+    LoadRequest,
+    Outcome,
+    RowPipe,
+    Target,
+)
 from pumpkit.io.dumpset.files import existing_set_files
 from pumpkit.io.dumpset.reader import DumpSetReader
 from pumpkit.io.usercode import remapper
@@ -88,11 +103,8 @@ async def run_import(job: Job) -> None:
         reader.close()
 
 
-async def planned_import(
-    job: Job, reader: DumpSetReader, target: Target | None
-) -> list[ControlRow]:
-    """The import's control rows: the export's, less what the filters leave out, under the
-    names the remaps give (``target``: where they go; None for SQLFILE)."""
+async def _dump_rows(reader: DumpSetReader) -> list[ControlRow]:
+    """The export's control table copied into the set, as the import's rows (all pending)."""
     payload = await anyio.to_thread.run_sync(reader.control_table)
     where = str(reader.path_of(reader.file_numbers[0]))
     if payload is None:
@@ -101,11 +113,18 @@ async def planned_import(
         )
     try:
         doc = msgspec.msgpack.decode(payload)
-        rows = plan_import(doc["columns"], doc["rows"], now=time.time())
+        return plan_import(doc["columns"], doc["rows"], now=time.time())
     except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
         raise DumpError(f"the set's control table does not decode: {exc}", path=where) from None
+
+
+async def planned_import(
+    job: Job, reader: DumpSetReader, target: Target | None
+) -> list[ControlRow]:
+    """The import's control rows: the export's, less what the filters leave out, under the
+    names the remaps give (``target``: where they go; None for SQLFILE)."""
     selection = job.selection
-    objects = select_rows(rows, selection)
+    objects = select_rows(await _dump_rows(reader), selection)
     for schema in {r.object_schema for r in objects if r.object_schema}:
         remapped = selection.remapped_schema(schema)
         if remapped == schema or target is None:
@@ -115,27 +134,75 @@ async def planned_import(
                 f"REMAP_SCHEMA {schema}:{remapped}: a {target.engine} target has the one"
                 f" schema {target.single_schema}"
             )
-        if target.single_schema is None:
-            raise UsageError(
-                f"REMAP_SCHEMA {schema}:{remapped}: not done on a {target.engine} target yet"
-            )
     return [_remapped_row(r, selection) for r in objects]
+
+
+async def import_options(
+    job: Job, reader: DumpSetReader, planned: list[ControlRow]
+) -> ImportOptions:
+    """How the target makes the dump's objects: the schema archive the set carries (read
+    from its frame, checked against what its control table records), the renames of
+    REMAP_SCHEMA and REMAP_TABLE by the source's names, the role and owner options."""
+    selection = job.selection
+    schemas: dict[str, str] = {}
+    tables: dict[tuple[str, str], str] = {}
+    for row in await _dump_rows(reader):
+        schema = row.object_schema or ""
+        if schema and selection.remapped_schema(schema) != schema:
+            schemas[schema] = selection.remapped_schema(schema)
+        if row.object_type == "TABLE":
+            new = selection.remapped_table(row.object_name or "")
+            if new != row.object_name:
+                tables[(schema, row.object_name or "")] = new
+    archive = None
+    for row in planned:
+        if row.object_type == "PG_SCHEMA" and row.dump_fileid:
+            archive = await anyio.to_thread.run_sync(partial(_read_archive, reader, row))
+    return ImportOptions(
+        archive=archive,
+        schemas=schemas,
+        tables=tables,
+        role=str(job.parameters.get("ROLE") or "") or None,
+        no_owner=bool(job.parameters.get("NO_OWNER")),
+        no_privileges=bool(job.parameters.get("NO_PRIVILEGES")),
+    )
+
+
+def _read_archive(reader: DumpSetReader, row: ControlRow) -> bytes:
+    """The schema archive's bytes from its frame; refused when they are not those the
+    control table records (blocking)."""
+    location = Location(row.dump_fileid or 0, row.dump_position or 0, row.dump_length or 0)
+    data = bytes(reader.read(location))
+    recorded = schema_archive_of(row)
+    if hashlib.sha256(data).hexdigest() != recorded.sha256:
+        raise CorruptDumpError(
+            "the schema archive is not the one the control table records (its SHA-256 differs)",
+            path=str(reader.path_of(location.fileid)),
+            offset=location.position,
+        )
+    return data
 
 
 def _remapped_row(row: ControlRow, selection: Selection) -> ControlRow:
     """A control row under REMAP_TABLE: its metadata rewritten, its names changed. A data
     granule keeps the source table's name in ``base_object_name`` (the data filters and
     REMAP_DATA name source tables, as impdp's do)."""
+    schema = selection.remapped_schema(row.object_schema) if row.object_schema else None
+    if row.object_type == "PG_SCHEMA":
+        return row
     if row.object_type == "TABLE":
         table = remap_table(table_def_of(row), selection)
-        return msgspec.structs.replace(row, object_name=table.name, metadata=_encode(table))
+        return msgspec.structs.replace(
+            row, object_schema=schema, object_name=table.name, metadata=_encode(table)
+        )
     if row.object_type == "TABLE_DATA":
         return msgspec.structs.replace(
-            row, object_name=selection.remapped_table(row.object_name or "")
+            row, object_schema=schema, object_name=selection.remapped_table(row.object_name or "")
         )
     obj = remap_object(object_def_of(row), selection)
     return msgspec.structs.replace(
         row,
+        object_schema=schema,
         object_name=obj.name,
         base_object_name=obj.table or row.base_object_name,
         metadata=_encode(obj),
@@ -169,7 +236,8 @@ async def _import_with(job: Job, reader: DumpSetReader) -> None:
         # The plan is the dump's word: checked, and what it names bounds what it may touch.
         files = {n: str(reader.path_of(n)) for n in reader.file_numbers}
         plan = check_plan(objects, files)
-        await target.declare(plan, check_plan(planned, files))
+        options = await import_options(job, reader, planned)
+        await target.declare(plan, check_plan(planned, files), options)
         await target.ensure_markers()
         await _import_objects(job, target, objects, plan, before=True)
         await _import_data(job, reader, target, objects)
@@ -213,6 +281,16 @@ async def _table_exists_actions(
         return [r for r in objects if r.object_type == "VIEW" or fold(r.owner) not in folded]
     for name in present:
         await job.log(f'Table "{name}" exists: TABLE_EXISTS_ACTION={action.value}')
+    if action is not ExistsAction.REPLACE:
+        # A table kept as it is (its rows appended or replaced) keeps its own indexes,
+        # constraints, triggers and grants: the archive's entries of it are not made again.
+        objects = [
+            r
+            for r in objects
+            if r.object_type in ("TABLE", "TABLE_DATA", "SEQUENCE", "PG_SCHEMA")
+            or fold(r.owner) not in folded
+            or object_def_of(r).toc_id is None
+        ]
     return [
         msgspec.structs.replace(r, exists_action=action)
         if r.object_type == "TABLE" and fold(r.object_name or "") in folded
@@ -235,41 +313,106 @@ async def _import_objects(
 async def _make_objects(
     job: Job, target: Target, objects: list[ControlRow], *, before: bool
 ) -> None:
+    """Tables first (each as TABLE_EXISTS_ACTION says), then the other objects; the entries
+    of the dump's schema archive in one batch when the target restores archives itself. An
+    object the target does not make is a failed row of the job, with the reason."""
+    batch: list[tuple[ControlRow, TableDef | ObjectDef]] = []
     for row in objects:
-        if row.done or row.object_type == "TABLE_DATA" or before_data(row) != before:
+        if row.done or row.object_type in ("TABLE_DATA", "PG_SCHEMA"):
+            continue
+        if before_data(row) != before:
             continue
         if job.stopping:
             return
         if row.object_type == "TABLE":
             table = table_def_of(row)
-            exists = await target.table_exists(table)
-            if not exists and job.selection.content == "DATA_ONLY":
-                raise ConnectorError(
-                    f"table {table.name!r} does not exist in the target: CONTENT=DATA_ONLY"
-                    " loads rows into existing tables",
-                    table=table.name,
-                )
-            notes: list[str] = []
-            if exists and row.exists_action is ExistsAction.TRUNCATE:
-                await target.truncate(table)
-                await job.log(f'Table "{table.name}" truncated')
-            elif exists and row.exists_action is ExistsAction.REPLACE:
-                await target.drop_table(table)
-                notes = await target.create_table(table)
-                await job.log(f'Table "{table.name}" replaced')
-            elif not exists:
-                notes = await target.create_table(table)
-            for note in notes:
+            if not await _table_step(job, target, row, table):
+                continue  # the table was there: its rows go in, nothing is made
+            if table.toc_id is not None:
+                batch.append((row, table))
+                continue
+            for note in await target.create_table(table):
                 await job.log(note)
-        else:
-            left_out = await target.create_object(object_def_of(row))
-            if left_out is not None:
-                await job.log(left_out)
+            await _made(job, row, MADE)
+            continue
+        obj = object_def_of(row)
+        if obj.toc_id is not None:
+            batch.append((row, obj))
+            continue
+        await _made(job, row, await target.create_object(obj))
+    if not batch or job.stopping:
+        return
+    outcomes = await target.restore_entries(
+        [d for _, d in batch], jobs=job.degree, restarted=job.restart_count > 0
+    )
+    if outcomes is None:  # the target makes them one by one
+        for row, definition in batch:
+            if isinstance(definition, TableDef):
+                for note in await target.create_table(definition):
+                    await job.log(note)
+                await _made(job, row, MADE)
+            else:
+                await _made(job, row, await target.create_object(definition))
+        return
+    for (row, _), outcome in zip(batch, outcomes, strict=True):
+        await _made(job, row, outcome)
+
+
+async def _table_step(job: Job, target: Target, row: ControlRow, table: TableDef) -> bool:
+    """What TABLE_EXISTS_ACTION does with a table the target may have; whether to make it."""
+    exists = await target.table_exists(table)
+    if not exists and job.selection.content == "DATA_ONLY":
+        raise ConnectorError(
+            f"table {table.name!r} does not exist in the target: CONTENT=DATA_ONLY"
+            " loads rows into existing tables",
+            table=table.name,
+        )
+    if not exists:
+        return True
+    if row.exists_action is ExistsAction.REPLACE:
+        await target.drop_table(table)
+        await job.log(f'Table "{table.name}" replaced')
+        return True
+    if row.exists_action is ExistsAction.TRUNCATE:
+        await target.truncate(table)
+        await job.log(f'Table "{table.name}" truncated')
+    await _made(job, row, MADE)
+    return False
+
+
+async def _made(job: Job, row: ControlRow, outcome: Outcome) -> None:
+    """Record what became of an object: made (COMPLETED), or left out (FAILED, with why:
+    an error of the job, never a silence)."""
+    if outcome.made:
+        if outcome.note:
+            await job.log(outcome.note)
         row.processing_state = ProcessingState.COMPLETED
         await job.mark(
             row,
             RowUpdate(processing_state=ProcessingState.COMPLETED, completion_time=time.time()),
         )
+        return
+    reason = outcome.note or "the target did not make it"
+    what = f"{row.object_type} {_display(row)}"
+    await job.log(f"{what} left out: {reason}")
+    row.processing_state = ProcessingState.FAILED
+    await job.mark(
+        row,
+        RowUpdate(
+            processing_state=ProcessingState.FAILED,
+            processing_status=reason[:2000],
+            error_count=1,
+            completion_time=time.time(),
+        ),
+    )
+
+
+def _display(row: ControlRow) -> str:
+    """An object's name for the log: schema-qualified where it has a schema of its own."""
+    name = row.object_name or ""
+    if row.object_schema and row.object_schema != "main":
+        name = f"{row.object_schema}.{name}"
+    return repr(name)
 
 
 def read_batch(reader: DumpSetReader, frame: FrameRef) -> Batch:
@@ -278,27 +421,35 @@ def read_batch(reader: DumpSetReader, frame: FrameRef) -> Batch:
     return Batch(payload, frame.rows, str(reader.path_of(frame.fileid)), frame.position)
 
 
+TableKey = tuple[str, str]
+
+
+def _key(row: ControlRow) -> TableKey:
+    """The (schema, name) of the table a row belongs to."""
+    return (row.object_schema or "", row.object_name or "")
+
+
 def _pipes(
-    job: Job, target: Target, tables: dict[str, TableDef], granules: list[ControlRow]
-) -> dict[str, tuple[RowPipe | None, str | None]]:
+    job: Job, target: Target, tables: dict[TableKey, TableDef], granules: list[ControlRow]
+) -> dict[TableKey, tuple[RowPipe | None, str | None]]:
     """Each table's import-side data filters (QUERY, SAMPLE) and REMAP_DATA, by the target
     table's name; refused when the target cannot apply them. The filters name the source's
     table, which a granule keeps in ``base_object_name`` under REMAP_TABLE (as impdp's do)."""
     selection = job.selection
-    out: dict[str, tuple[RowPipe | None, str | None]] = {}
+    out: dict[TableKey, tuple[RowPipe | None, str | None]] = {}
     for row in granules:
-        name = row.object_name or ""
-        if name in out:
+        key = _key(row)
+        if key in out:
             continue
-        source_name = row.base_object_name or name
+        source_name = row.base_object_name or key[1]
         condition = selection.data_value("QUERY", source_name)
         sample = selection.data_value("SAMPLE", source_name)
         remap = remapper(
-            msgspec.structs.replace(tables[name], name=source_name),
+            msgspec.structs.replace(tables[key], name=source_name),
             selection.data_remaps(source_name),
         )
         if condition is None and sample is None and remap is None:
-            out[name] = (None, None)
+            out[key] = (None, None)
             continue
         if not target.filters_rows:
             raise UsageError(
@@ -306,7 +457,7 @@ def _pipes(
                 f" by a {target.engine} target; filter the export instead"
             )
         pipe = RowPipe(sample=None if sample is None else float(sample), remap=remap)
-        out[name] = (pipe, None if condition is None else str(condition))
+        out[key] = (pipe, None if condition is None else str(condition))
     return out
 
 
@@ -315,7 +466,7 @@ async def _import_data(
 ) -> None:
     tables = tables_of(objects)
     appending = {
-        r.object_name
+        _key(r)
         for r in objects
         if r.object_type == "TABLE"
         and (
@@ -378,8 +529,8 @@ async def _import_data(
     async def load_granule(
         number: int, row: ControlRow, batches: MemoryObjectReceiveStream[Batch]
     ) -> None:
-        table = tables[row.object_name or ""]
-        pipe, condition = pipes.get(table.name, (None, None))
+        table = tables[_key(row)]
+        pipe, condition = pipes.get(_key(row), (None, None))
         request = LoadRequest(
             table=table,
             label=row.partition_name or str(row.duplicate),
@@ -387,7 +538,7 @@ async def _import_data(
             process_order=row.process_order,
             expect_rows=row.completed_rows or 0,
             condition=condition,
-            append=table.name in appending,
+            append=_key(row) in appending,
         )
         started = time.time()
         async with batches:

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from pumpkit.core.control_table import JobRecord, RowKind
+from pumpkit.core.control_table import JobRecord, ProcessingState, RowKind
 from pumpkit.core.status import FileStatus, Status, StatusMask, WorkerStatus
 from pumpkit.errors import StoreError
 from pumpkit.io.store import ControlStore, this_host
@@ -149,7 +149,13 @@ async def _job_status(
         errors = tuple(
             text for _, _, text in await store.log_lines(job_name, 0) if " failed: " in text
         )
-        # A job's errors: its failure, and the objects' failed rows (a load's error table).
+        # A job's errors: its failure, the objects it did not make (each with why), and the
+        # rows a load could not place (its error table).
+        failed = tuple(
+            f"{r.object_type} {r.object_name}: {r.processing_status or 'not made'}"
+            for r in rows
+            if r.processing_state is ProcessingState.FAILED and r.object_type != "TABLE_DATA"
+        )
         rejected = sum(r.error_count or 0 for r in rows if r.object_type == "TABLE_DATA")
-        fields.update(errors=errors, error_count=len(errors) + rejected)
+        fields.update(errors=errors + failed, error_count=len(errors) + len(failed) + rejected)
     return Status(**fields)

@@ -387,8 +387,24 @@ def test_parse_object_filter_takes_expdps_form():
         ("= 'SETTING'", ["PRAGMA"]),
         ("= 'SEQUENCE_VALUE'", ["SEQUENCE"]),
         ("LIKE '%INDEX'", ["INDEX"]),
-        ("LIKE 'T%'", ["TABLE", "TABLE_DATA", "TRIGGER", "TYPE"]),
-        ("LIKE '%VIEW%'", ["VIEW"]),
+        # Every known type whose name or path matches (PostgreSQL's kinds since its schema
+        # archive: TRANSFORM, TEXT_SEARCH_*, TABLE_ATTACH, MATERIALIZED_VIEW...).
+        (
+            "LIKE 'T%'",
+            [
+                "TABLE",
+                "TABLE_DATA",
+                "TRIGGER",
+                "TYPE",
+                "TRANSFORM",
+                "TEXT_SEARCH_CONFIGURATION",
+                "TEXT_SEARCH_DICTIONARY",
+                "TEXT_SEARCH_PARSER",
+                "TEXT_SEARCH_TEMPLATE",
+                "TABLE_ATTACH",
+            ],
+        ),
+        ("LIKE '%VIEW%'", ["VIEW", "MATERIALIZED_VIEW", "MATERIALIZED_VIEW_DATA"]),
         (
             "NOT LIKE '%INDEX'",
             [t for t in OBJECT_PATHS if t != "INDEX"],
@@ -415,7 +431,10 @@ def test_a_misspelt_type_in_a_path_expression_is_refused():
         ("NOT IN ('TABLE_DATA')", {"TABLE_DATA"}),
         (
             "NOT LIKE '%TABLE%'",
-            {"TABLE", "TABLE_DATA", "INDEX", "TRIGGER", "SEQUENCE", "CONSTRAINT", "REF_CONSTRAINT"},
+            {"TABLE", "TABLE_DATA", "INDEX", "TRIGGER", "SEQUENCE", "CONSTRAINT", "REF_CONSTRAINT"}
+            # ... and PostgreSQL's kinds whose name or path says TABLE.
+            | {"DEFAULT", "FOREIGN_TABLE", "INDEX_ATTACH", "POLICY", "PUBLICATION_TABLE"}
+            | {"ROW_SECURITY", "RULE", "STATISTICS", "SUBSCRIPTION_TABLE", "TABLE_ATTACH"},
         ),
     ],
 )

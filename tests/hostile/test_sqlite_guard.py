@@ -283,7 +283,7 @@ async def test_cross_engine_sqlite_ddl_passes_the_gates(tmp_path: Path) -> None:
             table='we"ird',
             ddl='CREATE INDEX by_name ON public."we""ird" USING btree ("na me")',
         )
-        assert await imp.create_object(good) is None
+        assert (await imp.create_object(good)).made
         # A PostgreSQL index name that is SQL to SQLite: the translation keeps it as text.
         hostile = ObjectDef(
             object_type="INDEX",

@@ -18,6 +18,7 @@ import abc
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -29,13 +30,16 @@ from pumpkit.core.planner import Granule
 from pumpkit.core.rowcodec import Batch
 
 __all__ = (
+    "MADE",
     "Batch",
     "FramePlacer",
     "GranuleLoaders",
     "GranuleReaders",
     "GranuleRequest",
     "GranuleResult",
+    "ImportOptions",
     "LoadRequest",
+    "Outcome",
     "RecordLoad",
     "RowPipe",
     "RowSpec",
@@ -157,6 +161,35 @@ class RowPipe:
     drop_first: bool = False
 
 
+class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How an import makes the dump's objects in a target."""
+
+    #: The dump's schema archive (its source engine's own tool's), when it has one.
+    archive: bytes | None = None
+    #: REMAP_SCHEMA: old schema -> new.
+    schemas: dict[str, str] = msgspec.field(default_factory=dict)
+    #: REMAP_TABLE: (schema, old name) -> new name.
+    tables: dict[tuple[str, str], str] = msgspec.field(default_factory=dict)
+    #: Run the dump's statements and load its rows as this role (PostgreSQL's SET ROLE:
+    #: the rights of a role made for the job, not the connecting user's).
+    role: str | None = None
+    #: Leave out the archive's ownership and grants (the objects belong to the importing
+    #: role), as pg_restore's --no-owner and --no-privileges.
+    no_owner: bool = False
+    no_privileges: bool = False
+
+
+class Outcome(NamedTuple):
+    """What became of an object the import asked a target to make: ``made``, and a note for
+    the job's log (when not made: why; that object is a failure of the job)."""
+
+    made: bool
+    note: str | None = None
+
+
+MADE = Outcome(True)
+
+
 class LoadRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One granule to load: the table as the target makes it, the frames' row format, the
     granule's marker, the rows the export recorded, what to do to the rows on the way."""
@@ -263,14 +296,27 @@ class Target(abc.ABC):
     async def drop_table(self, table: TableDef) -> None: ...
 
     @abc.abstractmethod
-    async def create_object(self, obj: ObjectDef) -> str | None:
-        """Make an index, view, trigger, ...; set a sequence value or a setting. Returns a
-        note when the object is left out (it has no counterpart in this engine)."""
+    async def create_object(self, obj: ObjectDef) -> Outcome:
+        """Make an index, view, trigger, ...; set a sequence value or a setting. An object
+        this engine has no counterpart for is not made: the outcome says why (the job
+        reports it as failed, never in silence)."""
 
-    async def declare(self, plan: ImportPlan, named: ImportPlan) -> None:
-        """What the import makes or loads (``plan``) and everything its dump names under the
-        job's filters (``named``): a target that guards the dump's statements bounds what
-        they may touch by it."""
+    async def restore_entries(
+        self, items: Sequence[TableDef | ObjectDef], *, jobs: int, restarted: bool
+    ) -> list[Outcome] | None:
+        """Make entries of the dump's schema archive (``toc_id`` set) in one batch, the way
+        the archive's own tool restores them, ``jobs`` at once; an outcome per item, in
+        order. ``restarted``: the job was restarted, so an entry may exist already (made
+        before the crash). ``None``: this target makes them one by one (``create_table``,
+        ``create_object``)."""
+        return None
+
+    async def declare(self, plan: ImportPlan, named: ImportPlan, options: ImportOptions) -> None:
+        """What the import makes or loads (``plan``), everything its dump names under the
+        job's filters (``named``), and how (``options``: the dump's schema archive, the
+        renames, the role): a target that guards the dump's statements bounds what they may
+        touch by it, one that can restore the archive keeps it. Raises ``ConnectorError``
+        when it cannot do what the options ask (the archive's tools are missing)."""
         return None
 
     @abc.abstractmethod
@@ -302,25 +348,20 @@ class Target(abc.ABC):
 
 class Script(abc.ABC):
     """The statements an import of a dump from this engine runs, as SQL text, without a
-    database (SQLFILE), each ending with ``;``. Blocking: run it in a worker thread."""
-
-    #: How many objects it left out because the import would refuse them.
-    refused: int = 0
-
-    def prepare(self, objects: Sequence[ControlRow], dump_files: Mapping[int, str]) -> list[str]:
-        """Look at the whole plan first; comment lines for the file's head (none here)."""
-        return []
+    database (SQLFILE), each ending with ``;``."""
 
     @abc.abstractmethod
-    def table(self, row: ControlRow) -> list[str]:
-        """A TABLE row's statements."""
-
-    @abc.abstractmethod
-    def object(self, row: ControlRow) -> list[str]:
-        """An index, view, trigger...; a sequence value or a setting as the SQL that sets it."""
-
-    def close(self) -> None:
-        return None
+    async def render(
+        self,
+        objects: Sequence[ControlRow],
+        *,
+        dump_files: Mapping[int, str],
+        archive: bytes | None,
+        with_ddl: bool,
+    ) -> tuple[list[str], int]:
+        """The file's lines for an import's plan (``objects``, in order; ``with_ddl``: its
+        tables' DDL too, not only what fills them), and how many objects it left out because
+        the import would refuse them (a comment says where and why)."""
 
 
 def statement(sql: str) -> str:

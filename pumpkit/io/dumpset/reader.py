@@ -28,6 +28,7 @@ from pumpkit.core.crypto import ALGORITHM, KDF, FrameCipher, derive_key, key_che
 from pumpkit.core.dumpset import set_faults
 from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
+    Encoding,
     Frame,
     FrameKind,
     Location,
@@ -370,7 +371,9 @@ class DumpSetReader:
         data: dict[int, list[tuple[int, int, int, int, int]]] = {}
         for fileid, frame in self.frames():
             h = frame.header
-            if h.kind == FrameKind.METADATA:
+            if h.kind == FrameKind.METADATA and h.encoding == Encoding.PG_ARCHIVE:
+                names[h.object_id] = ("PG_SCHEMA", "", "pg_dump archive")
+            elif h.kind == FrameKind.METADATA:
                 names[h.object_id] = _object_name(self.payload(fileid, frame))
             elif h.kind == FrameKind.TABLE_DATA:
                 data.setdefault(h.object_id, []).append(

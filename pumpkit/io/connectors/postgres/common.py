@@ -89,7 +89,10 @@ def select_sql(
     sample: float | None = None,
 ) -> str:
     """The SELECT a worker copies out: the table's dumped columns, in the granule's block
-    range, less what the data filters leave out."""
+    range, less what the data filters leave out. The large objects' pseudo-table is every
+    large object's oid and bytes, in oid order."""
+    if table.data_kind == "large_objects":
+        return "SELECT m.oid, pg_catalog.lo_get(m.oid) FROM pg_catalog.pg_largeobject_metadata m ORDER BY m.oid"
     columns = ", ".join(quote_ident(c) for c in table.columns)
     name = qualified(table.schema, table.name)
     sql = f"SELECT {columns} FROM ONLY {name}"

@@ -33,8 +33,15 @@ from pumpkit.io.connectors.base import (
     GranuleResult,
     Source,
 )
+from pumpkit.io.connectors.postgres.archive import with_archive
 from pumpkit.io.connectors.postgres.catalog import read_catalog
 from pumpkit.io.connectors.postgres.common import connect, literal, qualified, select_sql
+from pumpkit.io.connectors.postgres.tools import (
+    dump_schema,
+    entry_scripts,
+    read_toc,
+    tools_for,
+)
 
 __all__ = ("PG_FRAME_BYTES", "PgSnapshot", "PgSource")
 
@@ -123,13 +130,27 @@ class PgSource(Source):
             await conn.close()
 
     async def catalog(self, *, tables: Sequence[str] | None, views: bool) -> Catalog:
+        """The tables (for their rows), the sequences' values, the large objects, and every
+        other object as pg_dump archives it, all in the export's snapshot. Raises
+        ``ConnectorError`` before anything is read when pg_dump and pg_restore of the
+        server's version (or newer) are missing, naming the package to install."""
+        tools = await tools_for(self.url)
         snap = await self.snapshot()
-        return await read_catalog(snap.conn, tables=tables, views=views)
+        catalog = await read_catalog(snap.conn, tables=tables)
+        archive = await dump_schema(self.url, snap.snapshot, sections=True, tools=tools)
+        toc = await read_toc(archive, tools=tools)
+        scripts = await entry_scripts(archive, tools=tools)
+        return with_archive(catalog, archive, toc, scripts, tools, chosen=tables is not None)
 
     async def granules(
         self, table: TableDef, *, target_bytes: int = DEFAULT_GRANULE_BYTES
     ) -> list[Granule]:
-        """Ranges of heap blocks of about ``target_bytes`` each; the last is open-ended."""
+        """Ranges of heap blocks of about ``target_bytes`` each; the last is open-ended. A
+        partitioned table has none (its rows are its partitions'); the large objects are one."""
+        if table.partitioned:
+            return []
+        if table.data_kind == "large_objects":
+            return [Granule(1, None, None, table.estimated_rows, table.estimated_bytes)]
         conn = (await self.snapshot()).conn
         blocks = int(
             await conn.fetchval(

@@ -21,19 +21,32 @@ import asyncpg
 
 from pumpkit.core.catalog import ObjectDef, TableDef
 from pumpkit.core.ddl import quote_ident
+from pumpkit.core.plancheck import ImportPlan
 from pumpkit.core.rowcodec import PGCOPY, decode_rows
 from pumpkit.core.typemap import pg_table_ddl, row_converter, to_pg_value
 from pumpkit.errors import ConnectorError, DumpError, JobStopped, RetryableError
 from pumpkit.io.connectors.base import (
+    MADE,
     Batch,
     GranuleLoaders,
+    ImportOptions,
     LoadRequest,
+    Outcome,
     RecordLoad,
     RowPipe,
     Target,
 )
 from pumpkit.io.connectors.postgres.common import MARKER_TABLE, connect, literal, qualified
 from pumpkit.io.connectors.postgres.source import database_identity
+from pumpkit.io.connectors.postgres.statements import remap_sql
+from pumpkit.io.connectors.postgres.tools import (
+    PgTools,
+    TocEntry,
+    entry_scripts,
+    read_toc,
+    restore,
+    tools_for,
+)
 from pumpkit.io.connectors.sqlite.common import ERROR_TABLE, MAX_RECORD, RESTART_LOG, describe_table
 
 __all__ = ("PgTarget", "pg_schema")
@@ -48,6 +61,22 @@ _RETRYABLE_STATES = ("40001", "40P01", "55P03")
 def pg_schema(table: TableDef) -> str:
     """Where a table goes in PostgreSQL: its own schema, or ``public`` for SQLite's ``main``."""
     return "public" if table.schema in ("main", "") else table.schema
+
+
+async def _set_role(conn: asyncpg.Connection, role: str) -> None:
+    try:
+        await conn.execute(f"SET ROLE {quote_ident(role)}")
+    except asyncpg.PostgresError as exc:
+        raise ConnectorError(f"cannot import as role {role!r}: {exc}") from None
+
+
+def _session_settings(prolog: str) -> str:
+    """The SET statements of pg_restore's script prolog (an empty search_path, and so on)."""
+    return "\n".join(
+        line
+        for line in prolog.splitlines()
+        if line.startswith(("SET ", "SELECT pg_catalog.set_config"))
+    )
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -69,6 +98,21 @@ class PgTarget(Target):
         self.source_engine = source_engine
         #: For a SQLite source: each table's PostgreSQL column types (the converters' key).
         self.column_types: dict[str, list[str]] = {}
+        self.options = ImportOptions()
+        self.tools: PgTools | None = None
+        self.toc: list[TocEntry] | None = None
+
+    async def declare(self, plan: ImportPlan, named: ImportPlan, options: ImportOptions) -> None:
+        """Keep the dump's archive and how to restore it; with a role, this connection (and
+        every loader's) runs as that role from here on. Raises ``ConnectorError`` naming the
+        package to install when the archive needs pg_restore and it is missing or older than
+        the server."""
+        self.options = options
+        if options.role is not None:
+            await _set_role(self.conn, options.role)
+        if options.archive is not None and not self.cross:
+            self.tools = await tools_for(self.url)
+            self.toc = await read_toc(options.archive, tools=self.tools)
 
     @classmethod
     async def open(cls, url: str, source_engine: str) -> PgTarget:
@@ -145,6 +189,8 @@ class PgTarget(Target):
         return self.column_types[table.name]
 
     async def create_table(self, table: TableDef) -> list[str]:
+        if table.data_kind == "large_objects":
+            return []  # they are made by their archive entries (or as their rows load)
         if not self.cross:
             await self._execute_ddl(table.ddl, table.name)
             return []
@@ -169,12 +215,13 @@ class PgTarget(Target):
             seq = literal(qualified(schema, name))
             await self.conn.execute(f"SELECT setval({seq}, {int(value)}, true)")
 
-    async def create_object(self, obj: ObjectDef) -> str | None:
+    async def create_object(self, obj: ObjectDef) -> Outcome:
         conn = self.conn
         if obj.object_type == "SEQUENCE":
             if not self.cross:
-                await self._set_sequence(obj.schema, obj.name, obj.value)
-                return None
+                schema = self.options.schemas.get(obj.schema, obj.schema)
+                await self._set_sequence(schema, obj.name, obj.value)
+                return MADE
             # SQLite's sqlite_sequence value of an AUTOINCREMENT table: its identity column.
             key = await conn.fetchval(
                 "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = $1::regclass"
@@ -188,27 +235,96 @@ class PgTarget(Target):
                     key,
                     int(obj.value),
                 )
-            return None
-        if obj.object_type in ("PRAGMA", "TRIGGER") and self.cross:
-            return (
-                f"{obj.object_type} {obj.name!r} left out: a {self.source_engine}"
-                f" {obj.object_type.lower()} has no {self.engine} counterpart pumpkit makes"
+            return MADE
+        if obj.object_type == "PRAGMA" and self.cross:
+            if not obj.value:
+                return MADE  # the setting's default: nothing is lost
+            return Outcome(
+                False,
+                f"SQLite's {obj.name} = {obj.value} has no {self.engine} counterpart pumpkit makes",
             )
+        if obj.object_type == "TRIGGER" and self.cross:
+            return Outcome(
+                False,
+                f"a {self.source_engine} trigger's body is {self.source_engine}'s SQL, which"
+                " pumpkit does not translate",
+            )
+        if obj.toc_id is not None:
+            return Outcome(False, "an archive entry needs the archive's tool (pg_restore)")
         schema = "public" if self.cross else obj.schema
         if obj.object_type != "COMMENT" and await self._object_exists(
             obj.object_type, schema, obj.name
         ):
-            return None
+            return MADE
         if not self.cross:
             await self._execute_ddl(obj.ddl, obj.name)
-            return None
+            return MADE
         # A SQLite index or view: its SQL is often PostgreSQL's too, on unqualified names.
         try:
             async with conn.transaction():
                 await conn.execute("SET LOCAL search_path = public; " + obj.ddl)
         except asyncpg.PostgresError as exc:
-            return f"{obj.object_type} {obj.name!r} left out: PostgreSQL refuses its SQL ({exc})"
-        return None
+            return Outcome(False, f"PostgreSQL refuses its SQL ({exc})")
+        return MADE
+
+    async def restore_entries(
+        self, items: Sequence[TableDef | ObjectDef], *, jobs: int, restarted: bool
+    ) -> list[Outcome] | None:
+        """The archive's entries, restored as pg_restore restores them (``jobs`` at once, in
+        dependency order, every failure collected per entry); under REMAP_SCHEMA or
+        REMAP_TABLE, each entry's SQL rewritten through PostgreSQL's parser and run here, in
+        the archive's order."""
+        archive = self.options.archive
+        if self.cross or archive is None or self.toc is None:
+            return None
+        ids = [item.toc_id for item in items if item.toc_id is not None]
+        if self.options.schemas or self.options.tables:
+            failed = await self._run_renamed(archive, ids)
+        else:
+            result = await restore(
+                archive,
+                self.url,
+                entries=ids,
+                jobs=max(1, jobs),
+                role=self.options.role,
+                no_owner=self.options.no_owner,
+                no_privileges=self.options.no_privileges,
+                toc=self.toc,
+                tools=self.tools,
+            )
+            loose = [f.message for f in result.failed if f.dump_id is None]
+            if loose:
+                raise ConnectorError("pg_restore failed outside any entry: " + "; ".join(loose))
+            failed = {f.dump_id: f.message for f in result.failed if f.dump_id is not None}
+        outcomes = []
+        for item in items:
+            message = failed.get(item.toc_id or -1)
+            if message is None or (restarted and "already exists" in message):
+                outcomes.append(MADE)
+            else:
+                outcomes.append(Outcome(False, message))
+        return outcomes
+
+    async def _run_renamed(self, archive: bytes, ids: list[int]) -> dict[int, str]:
+        """Each entry's SQL (as pg_restore writes it) renamed and run, one transaction each;
+        the failures by dump id."""
+        scripts = await entry_scripts(archive, tools=self.tools)
+        wanted = set(ids)
+        failed: dict[int, str] = {}
+        await self.conn.execute(_session_settings(scripts.prolog))
+        for entry in self.toc or []:
+            if entry.dump_id not in wanted:
+                continue
+            sql = scripts.entries.get(entry.dump_id, "")
+            if self.options.no_owner:
+                sql = "\n".join(line for line in sql.splitlines() if " OWNER TO " not in line)
+            try:
+                renamed = remap_sql(sql, schemas=self.options.schemas, tables=self.options.tables)
+                async with self.conn.transaction():
+                    await self.conn.execute(renamed)
+            except (asyncpg.PostgresError, DumpError) as exc:
+                failed[entry.dump_id] = str(exc)
+        return failed
 
     # -- markers
 
@@ -239,6 +355,11 @@ class PgTarget(Target):
 
     async def open_loaders(self, count: int) -> GranuleLoaders:
         return _Loaders(self)
+
+    def load_schema(self, table: TableDef) -> str:
+        """The schema a table's rows go into (after REMAP_SCHEMA)."""
+        schema = self.schema_of(table)
+        return self.options.schemas.get(schema, schema)
 
     # -- TPump-style loads
 
@@ -273,10 +394,15 @@ class _Loaders(GranuleLoaders):
         stop: threading.Event,
     ) -> int:
         if loader not in self.conns:
-            self.conns[loader] = await connect(self.target.url)
+            conn = await connect(self.target.url)
+            if self.target.options.role is not None:
+                await _set_role(conn, self.target.options.role)
+            self.conns[loader] = conn
         conn = self.conns[loader]
         table = request.table
-        schema = request.schema or self.target.schema_of(table)
+        schema = request.schema or self.target.load_schema(table)
+        if table.data_kind == "large_objects":
+            return await self._load_large_objects(conn, request, batches, stop)
 
         async def copy() -> AsyncIterator[bytes]:
             async for batch in batches:
@@ -331,6 +457,56 @@ class _Loaders(GranuleLoaders):
             raise ConnectorError(
                 f"loading table {schema}.{table.name} failed: {exc}", table=table.name
             ) from None
+        return rows
+
+    async def _load_large_objects(
+        self,
+        conn: asyncpg.Connection,
+        request: LoadRequest,
+        batches: AsyncIterator[Batch],
+        stop: threading.Event,
+    ) -> int:
+        """Large objects' rows (oid, bytes): through a temporary table, each object made
+        when its archive entry did not make it, then its bytes written; with the marker."""
+
+        async def copy() -> AsyncIterator[bytes]:
+            async for batch in batches:
+                if stop.is_set():
+                    raise JobStopped
+                yield bytes(batch.payload)
+
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "CREATE TEMPORARY TABLE IF NOT EXISTS pumpkit_large_objects"
+                    " (loid oid, data bytea) ON COMMIT DELETE ROWS"
+                )
+                status = await conn.copy_to_table(
+                    "pumpkit_large_objects", source=copy(), format="binary"
+                )
+                rows = int(str(status).rpartition(" ")[2] or 0)
+                if rows != request.expect_rows:
+                    raise DumpError(
+                        f"granule {request.label} of the large objects gave {rows} rows, the"
+                        f" export recorded {request.expect_rows}"
+                    )
+                await conn.execute(
+                    "SELECT pg_catalog.lo_from_bytea(l.loid, ''::bytea)"
+                    " FROM pumpkit_large_objects l WHERE NOT EXISTS (SELECT 1"
+                    " FROM pg_catalog.pg_largeobject_metadata m WHERE m.oid = l.loid)"
+                )
+                await conn.execute(
+                    "SELECT pg_catalog.lo_put(l.loid, 0, l.data) FROM pumpkit_large_objects l"
+                )
+                await conn.execute(
+                    f"INSERT INTO public.{MARKER_TABLE} (job_guid, process_order, rows)"
+                    " VALUES ($1, $2, $3)",
+                    request.job_guid,
+                    request.process_order,
+                    rows,
+                )
+        except asyncpg.PostgresError as exc:
+            raise ConnectorError(f"loading the large objects failed: {exc}") from None
         return rows
 
     async def close(self) -> None:

@@ -1133,3 +1133,57 @@ async def script(
             f"pg_restore cannot write the script: {err.decode(errors='replace').strip()}"
         )
     return out.decode("utf-8", errors="surrogateescape")
+
+
+_ENTRY_MARK = re.compile(r"^-- TOC entry (\d+) \(class \d+ OID \d+\)$", re.MULTILINE)
+_META = re.compile(r"^\\(?:un)?restrict\b.*$", re.MULTILINE)
+
+
+class EntryScripts(msgspec.Struct, frozen=True):
+    """The SQL pg_restore writes for each entry of an archive: ``prolog`` (its session
+    settings: an empty search_path, check_function_bodies off, ...) and ``entries`` by dump id
+    (each entry's statements, without pg_restore's comment header). psql's ``\\restrict``
+    meta-commands are left out: they are no SQL."""
+
+    prolog: str
+    entries: dict[int, str]
+
+
+def split_entry_scripts(text: str) -> EntryScripts:
+    """Split pg_restore's verbose script (``pg_restore -v -f -``, whose entries each start
+    with ``-- TOC entry N (class C OID O)``) by entry."""
+    text = _META.sub("", text)
+    marks = list(_ENTRY_MARK.finditer(text))
+    prolog = text[: marks[0].start()] if marks else text
+    entries: dict[int, str] = {}
+    for mark, after in zip(marks, [*marks[1:], None], strict=True):
+        body = text[mark.end() : after.start() if after is not None else len(text)]
+        # The header's remaining comment lines (Dependencies, Name), then the statements.
+        lines = body.splitlines()
+        while lines and (lines[0].startswith("--") or not lines[0].strip()):
+            lines.pop(0)
+        # ... and the comment lines that open the next entry or close the script.
+        while lines and (lines[-1].startswith("--") or not lines[-1].strip()):
+            lines.pop()
+        entries[int(mark.group(1))] = "\n".join(lines).strip()
+    return EntryScripts(prolog=prolog.strip(), entries=entries)
+
+
+async def entry_scripts(archive: bytes, *, tools: PgTools | None = None) -> EntryScripts:
+    """Each entry's SQL, as pg_restore would run it, without a database. Raises
+    :class:`ConnectorError` when pg_restore cannot read the archive."""
+    if tools is None:
+        tools = await anyio.to_thread.run_sync(lambda: find_tools(0))
+    async with _workdir() as work:
+        path = work / "archive.dump"
+        await _write(path, archive)
+        code, out, err = await _run(
+            [tools.pg_restore, "--verbose", "--file=-", str(path)],
+            _libpq("")[1],
+            what="pg_restore -f",
+        )
+    if code != 0:
+        raise ConnectorError(
+            f"pg_restore cannot write the script: {err.decode(errors='replace').strip()}"
+        )
+    return split_entry_scripts(out.decode("utf-8", errors="surrogateescape"))

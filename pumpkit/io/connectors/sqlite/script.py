@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from functools import partial
 
+import anyio
 import msgspec
 
 from pumpkit.core.catalog import ObjectDef
@@ -65,6 +67,33 @@ class SqliteScript(Script):
     def __init__(self) -> None:
         self.guard: SqliteGuard | None = None
         self.refused = 0
+
+    async def render(
+        self,
+        objects: Sequence[ControlRow],
+        *,
+        dump_files: Mapping[int, str],
+        archive: bytes | None,
+        with_ddl: bool,
+    ) -> tuple[list[str], int]:
+        return await anyio.to_thread.run_sync(partial(self._render, objects, dump_files, with_ddl))
+
+    def _render(
+        self, objects: Sequence[ControlRow], dump_files: Mapping[int, str], with_ddl: bool
+    ) -> tuple[list[str], int]:
+        try:
+            lines = [*self.prepare(objects, dump_files), ""]
+            for row in objects:
+                if row.object_type == "TABLE_DATA":
+                    continue
+                if row.object_type == "TABLE":
+                    if with_ddl:
+                        lines += [*self.table(row), ""]
+                    continue
+                lines += [*self.object(row), ""]
+        finally:
+            self.close()
+        return lines, self.refused
 
     def prepare(self, objects: Sequence[ControlRow], dump_files: Mapping[int, str]) -> list[str]:
         notes: list[str] = []

@@ -41,9 +41,12 @@ from pumpkit.errors import (
     RetryableError,
 )
 from pumpkit.io.connectors.base import (
+    MADE,
     Batch,
     GranuleLoaders,
+    ImportOptions,
     LoadRequest,
+    Outcome,
     RecordLoad,
     RowPipe,
     Target,
@@ -177,7 +180,7 @@ class SqliteTarget(Target):
         except sqlite3.Error as exc:
             raise ConnectorError(f"creating {name!r} failed: {exc}", table=name) from None
 
-    async def declare(self, plan: ImportPlan, named: ImportPlan) -> None:
+    async def declare(self, plan: ImportPlan, named: ImportPlan, options: ImportOptions) -> None:
         """The import's tables and views, and (``named``) the other tables its dump names
         (those TABLE_EXISTS_ACTION=SKIP leaves alone): a dump's indexes and triggers are on
         the first, its triggers write only to either."""
@@ -204,11 +207,23 @@ class SqliteTarget(Target):
     async def create_table(self, table: TableDef) -> list[str]:
         ddl = table.ddl
         if self.cross:
+            if table.partition_root is not None:
+                # SQLite has no partitions: a partition's rows go into its root's table.
+                return [
+                    f"table {table.name!r}: a partition; its rows go into {table.partition_root[1]!r}"
+                ]
             ddl = sqlite_table_ddl(
                 table.name, table.columns, table.column_kinds, table.not_null, table.primary_key
             )
         await self._call(self._execute_ddl, ddl, "TABLE", table.name)
-        return []
+        notes = []
+        if self.cross and table.inherits:
+            parents = ", ".join(name for _, name in table.inherits)
+            notes.append(
+                f"table {table.name!r}: inherits {parents} in the source; SQLite has no"
+                " inheritance, so its rows no longer show through its parents"
+            )
+        return notes
 
     async def truncate(self, table: TableDef) -> None:
         """TABLE_EXISTS_ACTION=TRUNCATE: every row goes, the table stays."""
@@ -236,25 +251,28 @@ class SqliteTarget(Target):
             raise ConnectorError(f"setting {name!r} cannot be restored into SQLite")
         self.conn.execute(f"PRAGMA main.{name} = {int(value)}")
 
-    async def create_object(self, obj: ObjectDef) -> str | None:
+    async def create_object(self, obj: ObjectDef) -> Outcome:
         if obj.object_type == "SEQUENCE":
             if self.cross:
                 return _left_out(obj, self.engine, self.source_engine)
             await self._call(self._set_sequence, obj.table, int(obj.value or 0))
-            return None
+            return MADE
         if obj.object_type == "PRAGMA":
             await self._call(self._set_setting, obj.name, int(obj.value or 0))
-            return None
+            return MADE
         ddl = obj.ddl
         if self.cross:
-            index = sqlite_index_ddl(obj.ddl, obj.table) if obj.object_type == "INDEX" else None
-            if index is None:
+            if obj.object_type == "CONSTRAINT" and "PRIMARY KEY" in obj.ddl:
+                return MADE  # the table was made with its primary key
+            source = obj.ddl.strip().rstrip(";").strip()
+            translated = sqlite_index_ddl(source, obj.table) if obj.object_type == "INDEX" else None
+            if translated is None:
                 return _left_out(obj, self.engine, self.source_engine)
-            ddl = index
+            ddl = translated
         if await self._call(self._object_exists, obj.object_type, obj.name):
-            return None
+            return MADE
         await self._call(self._execute_ddl, ddl, obj.object_type, obj.name, obj.table)
-        return self._guard_note(obj)
+        return Outcome(True, self._guard_note(obj))
 
     def _guard_note(self, obj: ObjectDef) -> str | None:
         """What the job's log should say about an object the guard let through."""
@@ -328,11 +346,9 @@ class SqliteTarget(Target):
         return load
 
 
-def _left_out(obj: ObjectDef, engine: str, source: str) -> str:
-    return (
-        f"{obj.object_type} {obj.name!r} left out: a {source} {obj.object_type.lower()} has no"
-        f" {engine} counterpart pumpkit makes"
-    )
+def _left_out(obj: ObjectDef, engine: str, source: str) -> Outcome:
+    kind = (obj.desc or obj.object_type).lower()
+    return Outcome(False, f"a {source} {kind} has no {engine} counterpart pumpkit makes")
 
 
 # --- the loader ---------------------------------------------------------------------------------
@@ -359,6 +375,9 @@ class _Loaders(GranuleLoaders):
         stop: threading.Event,
     ) -> int:
         table = request.table
+        if self.target.cross and table.partition_root is not None:
+            # SQLite has no partitions: a partition's rows go into its root's table.
+            table = msgspec.structs.replace(table, name=table.partition_root[1])
         if request.append and table.rowid_column:
             # Rows added to the target's own keep their columns but not the source's
             # hidden rowids, which may be taken there: the target assigns new ones.
