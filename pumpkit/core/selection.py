@@ -185,6 +185,9 @@ DEPENDENTS = (
     "PUBLICATION_TABLE",
     "MATERIALIZED_VIEW_DATA",
 )
+#: The kinds of objects other objects can belong to (an index on a materialized view, a
+#: trigger on a view, a comment on a foreign table's column).
+RELATIONS = ("TABLE", "VIEW", "MATERIALIZED_VIEW", "FOREIGN_TABLE")
 CONTENTS = ("ALL", "DATA_ONLY", "METADATA_ONLY")
 TABLE_EXISTS_ACTIONS = ("SKIP", "APPEND", "TRUNCATE", "REPLACE")
 
@@ -425,7 +428,7 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
         indexes, triggers, sequence value) go with it: excluding a table excludes them."""
         # The owners a dependent can have: tables, and views (a trigger may be on a view).
         tables_kept = {
-            fold(c.name) for c in candidates if c.object_type in ("TABLE", "VIEW") and self._own(c)
+            fold(c.name) for c in candidates if c.object_type in RELATIONS and self._own(c)
         }
         result = []
         for c in candidates:

@@ -47,7 +47,7 @@ from pumpkit.core.selection import Selection
 from pumpkit.engine.job import Job
 from pumpkit.engine.modules import Receiver, make_driver
 from pumpkit.engine.pool import run_pool
-from pumpkit.errors import EncryptedError, UsageError
+from pumpkit.errors import CopyFormatError, EncryptedError, UsageError
 from pumpkit.io.connectors import open_source
 from pumpkit.io.connectors.base import FramePlacer, GranuleRequest, RowSpec, Source
 from pumpkit.io.dumpset.writer import DumpSetWriter
@@ -244,7 +244,15 @@ def _placer(
     output module, decoded into rows and passed to the event loop (waiting while the module
     is behind). It runs in the reader's thread."""
     decompressor = zstandard.ZstdDecompressor() if rows_out is not None else None
-    copy = CopyDecoder(table.column_kinds, table.columns) if table.row_format == PGCOPY else None
+    copy = None
+    if rows_out is not None and table.row_format == PGCOPY:
+        try:
+            copy = CopyDecoder(table.column_kinds, table.columns)
+        except CopyFormatError as exc:
+            raise UsageError(
+                f"OUTMOD: the rows of table {table.name!r} cannot be decoded for an output"
+                f" module: {exc}"
+            ) from None
 
     def place(header: Any, payload: Any) -> FrameRef | None:
         parsed = parse_frame_header(header)

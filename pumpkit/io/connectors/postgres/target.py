@@ -144,11 +144,16 @@ class PgTarget(Target):
         return [t for t in wanted if t in present]
 
     async def existing_tables(self, tables: list[TableDef]) -> list[str]:
-        present = await self._existing([(pg_schema(t), t.name) for t in tables])
+        # The large objects' pseudo-table is not a table of the target (its name is the
+        # system catalog's): their rows always go in.
+        ordinary = [t for t in tables if t.data_kind != "large_objects"]
+        present = await self._existing([(self.load_schema(t), t.name) for t in ordinary])
         return [name for _, name in present]
 
     async def table_exists(self, table: TableDef) -> bool:
-        return bool(await self._existing([(pg_schema(table), table.name)]))
+        if table.data_kind == "large_objects":
+            return False
+        return bool(await self._existing([(self.load_schema(table), table.name)]))
 
     async def _object_exists(self, object_type: str, schema: str, name: str) -> bool:
         if object_type in ("TABLE", "VIEW", "INDEX", "SEQUENCE", "SEQUENCE_DEF"):
@@ -219,8 +224,7 @@ class PgTarget(Target):
         conn = self.conn
         if obj.object_type == "SEQUENCE":
             if not self.cross:
-                schema = self.options.schemas.get(obj.schema, obj.schema)
-                await self._set_sequence(schema, obj.name, obj.value)
+                await self._set_sequence(obj.schema, obj.name, obj.value)
                 return MADE
             # SQLite's sqlite_sequence value of an AUTOINCREMENT table: its identity column.
             key = await conn.fetchval(
@@ -357,9 +361,8 @@ class PgTarget(Target):
         return _Loaders(self)
 
     def load_schema(self, table: TableDef) -> str:
-        """The schema a table's rows go into (after REMAP_SCHEMA)."""
-        schema = self.schema_of(table)
-        return self.options.schemas.get(schema, schema)
+        """The schema a table's rows go into (its definition is remapped already)."""
+        return self.schema_of(table)
 
     # -- TPump-style loads
 
