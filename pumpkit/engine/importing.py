@@ -415,6 +415,37 @@ def _display(row: ControlRow) -> str:
     return repr(name)
 
 
+def _early_objects(
+    target: Target,
+    objects: list[ControlRow],
+    tables: dict[TableKey, TableDef],
+    loading: set[TableKey],
+) -> dict[TableKey, list[ControlRow]]:
+    """For each table whose rows load now, the archive entries of it the target can make as
+    soon as they are in: of a kind it says (``early_objects``), needing nothing but the table
+    and what was made before the rows."""
+    if not target.early_objects:
+        return {}
+    before = {
+        (table_def_of(r) if r.object_type == "TABLE" else object_def_of(r)).toc_id
+        for r in objects
+        if before_data(r) and r.object_type not in ("TABLE_DATA", "PG_SCHEMA")
+    }
+    toc_ids = {key: t.toc_id for key, t in tables.items()}
+    out: dict[TableKey, list[ControlRow]] = {}
+    for row in objects:
+        if row.done or before_data(row) or row.object_type not in target.early_objects:
+            continue
+        key = (row.object_schema or "", row.base_object_name or "")
+        if key not in loading or toc_ids.get(key) is None:
+            continue
+        obj = object_def_of(row)
+        if obj.toc_id is None or not set(obj.dependencies) <= before | {toc_ids[key]}:
+            continue
+        out.setdefault(key, []).append(row)
+    return out
+
+
 def read_batch(reader: DumpSetReader, frame: FrameRef) -> Batch:
     """The payload of the TABLE_DATA frame ``frame`` names (blocking: run it in a thread)."""
     payload = reader.read(Location(frame.fileid, frame.position, frame.length))
@@ -486,6 +517,21 @@ async def _import_data(
     max_workers = max(job.degree, os.cpu_count() or 1, 2)
     loaders_count = min(max_workers, target.max_loaders or max_workers)
     loaders = await target.open_loaders(loaders_count)
+    left = {key: sum(_key(r) == key for r in granules) for key in {_key(r) for r in granules}}
+    early = _early_objects(target, objects, tables, set(left))
+    builders = anyio.CapacityLimiter(max(1, job.degree))
+
+    async def build_early(key: TableKey) -> None:
+        """The table's indexes and constraints, now that its rows are in."""
+        rows = early.get(key, [])
+        if not rows or job.stopping:
+            return
+        async with builders:
+            outcomes = await target.restore_entries(
+                [object_def_of(r) for r in rows], jobs=1, restarted=job.restart_count > 0
+            )
+        for row, outcome in zip(rows, outcomes or (), strict=False):
+            await _made(job, row, outcome)
 
     ready_send, ready_receive = anyio.create_memory_object_stream[Ready](max(1, job.degree))
     # One receiving end per loader; the original is closed after the task group, once what
@@ -551,6 +597,9 @@ async def _import_data(
                 elapsed_time=time.time() - started,
             ),
         )
+        left[_key(row)] -= 1
+        if not left[_key(row)]:
+            tg.start_soon(build_early, _key(row))
 
     try:
         async with anyio.create_task_group() as tg:

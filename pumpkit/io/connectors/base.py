@@ -275,6 +275,9 @@ class Target(abc.ABC):
     filters_rows: bool = False
     #: The one schema every object goes into (SQLite's ``main``); ``None``: many schemas.
     single_schema: str | None = None
+    #: Kinds of a table's archive entries it can make as soon as that table's rows are in,
+    #: while other tables load (its indexes and constraints), through ``restore_entries``.
+    early_objects: frozenset[str] = frozenset()
 
     @abc.abstractmethod
     async def fingerprint(self) -> str: ...

@@ -91,6 +91,9 @@ class PgTarget(Target):
     loader connections for the granules. Open with :meth:`open`."""
 
     engine = "postgresql"
+    # A table's indexes and constraints (not its foreign keys: they need other tables) are
+    # built by pg_restore as soon as its rows are in, over their own connections.
+    early_objects = frozenset({"INDEX", "CONSTRAINT"})
 
     def __init__(self, url: str, conn: asyncpg.Connection, source_engine: str) -> None:
         self.url = url
