@@ -14,7 +14,7 @@ import msgspec
 
 from pumpkit.core import ddl
 from pumpkit.core.catalog import Catalog, ObjectDef, TableDef
-from pumpkit.core.control_table import ControlRow, FilterEntry
+from pumpkit.core.control_table import ControlRow, FilterEntry, table_def_of
 from pumpkit.core.selection import Candidate, Selection, build_selection
 
 __all__ = (
@@ -39,11 +39,21 @@ def job_selection(filters: Iterable[FilterEntry], parameters: dict[str, Any]) ->
 # --- export: the catalog ----------------------------------------------------------------------
 
 
+def _root(table: TableDef) -> str:
+    """The name filters see a table by: a partition is its partitioned table's, as Data
+    Pump's filters see a table with its partitions."""
+    return table.partition_root[1] if table.partition_root is not None else table.name
+
+
 def select_catalog(catalog: Catalog, selection: Selection) -> tuple[Catalog, set[str]]:
     """The catalog without what the selection leaves out, and the tables whose rows move."""
-    candidates = [Candidate("TABLE", t.schema, t.name, t.name) for t in catalog.tables]
-    candidates += [Candidate("TABLE_DATA", t.schema, t.name, t.name) for t in catalog.tables]
-    candidates += [Candidate(o.object_type, o.schema, o.name, o.table) for o in catalog.objects]
+    roots = {t.name: _root(t) for t in catalog.tables}
+    candidates = [Candidate("TABLE", t.schema, _root(t), _root(t)) for t in catalog.tables]
+    candidates += [Candidate("TABLE_DATA", t.schema, _root(t), _root(t)) for t in catalog.tables]
+    candidates += [
+        Candidate(o.object_type, o.schema, o.name, roots.get(o.table, o.table))
+        for o in catalog.objects
+    ]
     keep = selection.keeps(candidates)
     n = len(catalog.tables)
     tables = tuple(t for t, k in zip(catalog.tables, keep[:n], strict=True) if k)
@@ -62,16 +72,18 @@ def select_catalog(catalog: Catalog, selection: Selection) -> tuple[Catalog, set
 def select_rows(rows: Sequence[ControlRow], selection: Selection) -> list[ControlRow]:
     """The import's control rows the selection keeps (a TABLE row stays when its data does:
     it describes the rows, even when CONTENT=DATA_ONLY leaves its DDL alone)."""
-    candidates = [
-        Candidate(
-            r.object_type,
-            r.object_schema or "main",
-            r.object_name or "",
-            (r.object_name if r.object_type in ("TABLE", "TABLE_DATA") else r.base_object_name)
-            or "",
-        )
-        for r in rows
-    ]
+    roots = {
+        r.object_name or "": _root(table_def_of(r)) for r in rows if r.object_type == "TABLE"
+    }
+
+    def seen_as(r: ControlRow) -> tuple[str, str]:
+        if r.object_type in ("TABLE", "TABLE_DATA"):
+            root = roots.get(r.object_name or "", r.object_name or "")
+            return root, root
+        table = r.base_object_name or ""
+        return r.object_name or "", roots.get(table, table)
+
+    candidates = [Candidate(r.object_type, r.object_schema or "main", *seen_as(r)) for r in rows]
     keep = selection.keeps(candidates)
     with_rows = {
         r.object_name

@@ -29,6 +29,17 @@ _STANDALONE = {
 }  # fmt: skip
 
 
+#: Kinds of entries a table can need in order to be made (the kinds TABLE mode takes along
+#: with the tables: never another table, nor what belongs to one).
+_DEFINITIONS = {
+    "SCHEMA", "EXTENSION", "PROCEDURAL LANGUAGE", "ACCESS METHOD", "CAST", "TRANSFORM",
+    "TYPE", "SHELL TYPE", "DOMAIN", "COLLATION", "CONVERSION", "FUNCTION", "PROCEDURE",
+    "AGGREGATE", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY", "TEXT SEARCH CONFIGURATION",
+    "TEXT SEARCH DICTIONARY", "TEXT SEARCH PARSER", "TEXT SEARCH TEMPLATE", "SEQUENCE",
+    "FOREIGN DATA WRAPPER", "SERVER",
+}  # fmt: skip
+
+
 def entry_object(entry: TocEntry, sql: str) -> ObjectDef:
     """One archive entry as a catalog object."""
     return ObjectDef(
@@ -91,17 +102,27 @@ def with_archive(
 
 
 def _entries_of(toc: list[TocEntry], table_ids: set[int]) -> list[TocEntry]:
-    """TABLE mode: the entries that belong to the chosen tables (their constraints, indexes,
-    triggers, defaults, comments, grants, owned sequences, partitions' attachments...):
-    the entries, not of a kind that stands on its own, that need a kept entry."""
+    """TABLE mode: the chosen tables' entries (as pg_dump's ``--table`` would take them:
+    their constraints, indexes, triggers, defaults, comments, grants, owned sequences,
+    partitions' attachments) and what they need to be made (their schema, the types of
+    their columns, the functions of their defaults...): every entry a kept one needs, and
+    every entry not of a kind that stands on its own that needs a kept one."""
+    by_id = {e.dump_id: e for e in toc}
     kept = set(table_ids)
     changed = True
     while changed:
         changed = False
         for entry in toc:
-            if entry.dump_id in kept or entry.desc in _STANDALONE:
-                continue
-            if kept.intersection(entry.dependencies or ()):
+            if entry.dump_id in kept:
+                needed = {
+                    d
+                    for d in entry.dependencies or ()
+                    if d in by_id and by_id[d].desc in _DEFINITIONS
+                } - kept
+                if needed:
+                    kept |= needed
+                    changed = True
+            elif entry.desc not in _STANDALONE and kept.intersection(entry.dependencies or ()):
                 kept.add(entry.dump_id)
                 changed = True
     return [e for e in toc if e.dump_id in kept and e.desc != "TABLE"]

@@ -137,7 +137,7 @@ class _Catalog:
         if not named:
             return set()
         rows = await self.conn.fetch(
-            "SELECT DISTINCT t.relid FROM unnest($1::oid[]) AS n(oid),"
+            "SELECT DISTINCT t.relid::oid AS relid FROM unnest($1::oid[]) AS n(oid),"
             " LATERAL pg_partition_tree(n.oid) AS t",
             list(named),
         )
