@@ -79,6 +79,11 @@ def _session_settings(prolog: str) -> str:
     )
 
 
+def _exists_message(message: str) -> bool:
+    """Whether pg_restore's message says the object is there already (after a restart)."""
+    return "already exists" in message or "multiple primary keys" in message
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, OSError | asyncpg.InterfaceError | ConnectionError):
         return True
@@ -284,7 +289,16 @@ class PgTarget(Target):
         archive = self.options.archive
         if self.cross or archive is None or self.toc is None:
             return None
-        ids = [item.toc_id for item in items if item.toc_id is not None]
+        made_before = (
+            {item.toc_id for item in items if await self._made_before(item)} if restarted else set()
+        )
+        ids = [
+            item.toc_id
+            for item in items
+            if item.toc_id is not None and item.toc_id not in made_before
+        ]
+        if not ids:
+            return [MADE] * len(items)
         if self.options.schemas or self.options.tables:
             failed = await self._run_renamed(archive, ids)
         else:
@@ -306,11 +320,38 @@ class PgTarget(Target):
         outcomes = []
         for item in items:
             message = failed.get(item.toc_id or -1)
-            if message is None or (restarted and "already exists" in message):
+            if message is None or (restarted and _exists_message(message)):
                 outcomes.append(MADE)
             else:
                 outcomes.append(Outcome(False, message))
         return outcomes
+
+    async def _made_before(self, item: TableDef | ObjectDef) -> bool:
+        """On a restart: whether this entry's object is there already (made before the job
+        stopped, its row not yet marked), for the kinds the catalog can tell by name."""
+        schema = self.options.schemas.get(item.schema, item.schema)
+        if isinstance(item, TableDef):
+            return await self.table_exists(item)
+        kind = item.object_type
+        if kind == "INDEX":
+            sql = (
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('i', 'I')"
+            )
+        elif kind in ("CONSTRAINT", "REF_CONSTRAINT"):
+            sql = (
+                "SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+                " WHERE n.nspname = $1 AND c.conname = $2"
+            )
+        elif kind == "TRIGGER":
+            sql = (
+                "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = $1 AND t.tgname = $2 AND NOT t.tgisinternal"
+            )
+        else:
+            return False
+        return await self.conn.fetchval(sql, schema, item.name) is not None
 
     async def _run_renamed(self, archive: bytes, ids: list[int]) -> dict[int, str]:
         """Each entry's SQL (as pg_restore writes it) renamed and run, one transaction each;
