@@ -17,6 +17,14 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from pumpkit.testing.pg_rich import (
+    RichRoles,
+    create_rich_roles,
+    drop_rich_roles,
+    fill_rich,
+    rich_schema,
+)
+
 ADMIN_DSN = os.environ.get("PUMPKIT_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -93,3 +101,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/tests/pg/" in str(item.fspath):
             item.add_marker(pytest.mark.postgres)
+
+
+class Rich:
+    """A database holding the rich fixture (``pumpkit.testing.pg_rich``) and its roles."""
+
+    def __init__(self, url: str, roles: RichRoles) -> None:
+        self.url = url
+        self.roles = roles
+
+
+@pytest_asyncio.fixture
+async def rich(pg_url: str) -> AsyncIterator[Rich]:
+    """``pg_url`` holding the rich fixture, schema and rows; its roles dropped after."""
+    roles = await create_rich_roles(ADMIN_DSN)
+    try:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(rich_schema(roles))
+            await conn.execute(fill_rich())
+        finally:
+            await conn.close()
+        yield Rich(pg_url, roles)
+    finally:
+        await drop_rich_roles(ADMIN_DSN, roles)

@@ -13,13 +13,11 @@ every relation's rows are equal (count and md5), and the copy works.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import asyncpg
 import pytest
-import pytest_asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from process_helpers import kill_runner, wait_until
@@ -29,39 +27,13 @@ from pumpkit.core.states import JobState
 from pumpkit.engine.session import Session
 from pumpkit.io.connectors.postgres.tools import tools_for
 from pumpkit.testing.pg_rich import (
-    RichRoles,
-    create_rich_roles,
-    drop_rich_roles,
-    fill_rich,
     normalized_schema,
     relation_fingerprints,
-    rich_schema,
 )
 
-from .conftest import ADMIN_DSN, fresh_database
+from .conftest import Rich, fresh_database
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300), pytest.mark.slow]
-
-
-class Rich:
-    def __init__(self, url: str, roles: RichRoles) -> None:
-        self.url = url
-        self.roles = roles
-
-
-@pytest_asyncio.fixture
-async def rich(pg_url: str) -> AsyncIterator[Rich]:
-    roles = await create_rich_roles(ADMIN_DSN)
-    try:
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await conn.execute(rich_schema(roles))
-            await conn.execute(fill_rich())
-        finally:
-            await conn.close()
-        yield Rich(pg_url, roles)
-    finally:
-        await drop_rich_roles(ADMIN_DSN, roles)
 
 
 async def export(url: str, directory: Path, home: Path, *, parallel: int = 2) -> list[Path]:

@@ -13,12 +13,10 @@ import os
 import stat
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from pumpkit.errors import ConnectorError, DumpError, InvalidArgumentError
 from pumpkit.io.connectors.postgres import tools as pgtools
@@ -35,41 +33,14 @@ from pumpkit.io.connectors.postgres.tools import (
 )
 from pumpkit.testing.pg_rich import (
     RICH_LARGE_OBJECTS,
-    RichRoles,
-    create_rich_roles,
-    drop_rich_roles,
     drop_roles,
-    fill_rich,
     normalized_schema,
     relation_fingerprints,
-    rich_schema,
 )
 
 from .conftest import ADMIN_DSN, fresh_database
 
 pytestmark = pytest.mark.postgres
-
-
-class Rich:
-    def __init__(self, url: str, roles: RichRoles) -> None:
-        self.url = url
-        self.roles = roles
-
-
-@pytest_asyncio.fixture
-async def rich(pg_url: str) -> AsyncIterator[Rich]:
-    """``pg_url`` holding the rich fixture, schema and rows; its roles dropped after."""
-    roles = await create_rich_roles(ADMIN_DSN)
-    try:
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await conn.execute(rich_schema(roles))
-            await conn.execute(fill_rich())
-        finally:
-            await conn.close()
-        yield Rich(pg_url, roles)
-    finally:
-        await drop_rich_roles(ADMIN_DSN, roles)
 
 
 def fake_tool(directory: Path, name: str, version: str) -> None:
