@@ -38,6 +38,7 @@ __all__ = (
     "InvalidHandleError",
     "InvalidStateError",
     "InvalidTransitionError",
+    "JobHeldError",
     "JobStopped",
     "JobTakenOverError",
     "LayoutError",
@@ -240,6 +241,25 @@ class InvalidTransitionError(BadStateError, ValueError):
 class JobTakenOverError(BadStateError):
     """Another process holds the job (it took it over, or won the race to start it); the
     message names the job and that process."""
+
+
+class JobHeldError(InvalidStateError, JobTakenOverError):
+    """A call lost a race: another session or process started the job first (START_JOB), or
+    holds its name (OPEN). Still Table 6-1's refusal (``procedure``, ``state``, ``valid``);
+    the message names the job and, where one runs it, the process (``holder``). The CLI
+    exits JOB_TAKEN (8)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        procedure: str,
+        state: str,
+        valid: tuple[str, ...],
+        holder: str | None = None,
+    ) -> None:
+        self.holder = holder
+        super().__init__(message, procedure=procedure, state=state, valid=valid)
 
 
 # --- the environment's fault -----------------------------------------------------------------

@@ -22,7 +22,7 @@ from pumpkit.core.parameters import parse_size
 from pumpkit.core.states import JobState
 from pumpkit.core.status import Status, StatusMask
 from pumpkit.engine.session import Session
-from pumpkit.errors import PumpkitError
+from pumpkit.errors import JobTakenOverError, PumpkitError
 from pumpkit.exitcodes import ExitCode
 
 __all__ = ("Client", "exit_code_for", "progress_line")
@@ -214,6 +214,12 @@ class Client:
                 continue
             try:
                 result = await self.obey(line)
+            except JobTakenOverError as exc:
+                # This client lost a race (another started the job): it did not get what it
+                # asked for, so it says so and leaves with JOB_TAKEN.
+                print(f"{self.prompt}: {exc}", file=self.out, flush=True)
+                await self.session.release(self.handle)
+                return ExitCode.JOB_TAKEN
             except PumpkitError as exc:
                 print(f"{self.prompt}: {exc}", file=self.out, flush=True)
                 continue
