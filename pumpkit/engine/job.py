@@ -73,6 +73,7 @@ class Job:
     stop_event: threading.Event = field(default_factory=threading.Event)
     stop_mode: str | None = None  # None, "GRACEFUL", "IMMEDIATE"
     kill: bool = False
+    keep_files: bool = False  # KILL_JOB with KEEP_FILES: an export's dump files stay
     writer: DumpSetWriter | None = None
     changed: anyio.Event = field(default_factory=anyio.Event)
     # What a write that found the dump-file set full waits for (``wait_for_room``): set, and
@@ -216,6 +217,7 @@ class Job:
             immediate = bool(args.get("immediate"))
             if args.get("keep_master") is False:
                 self.kill = True
+                self.keep_files = bool(args.get("keep_files"))
             if self.state not in (JobState.EXECUTING, JobState.STOP_PENDING):
                 return  # wrapping up already: STOP_JOB is not valid in COMPLETING
             if immediate or self.kill:

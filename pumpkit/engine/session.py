@@ -56,7 +56,7 @@ from pumpkit.core.states import (
 )
 from pumpkit.core.status import JobView, Status, StatusMask
 from pumpkit.core.templates import expand_template
-from pumpkit.engine.control import run_job
+from pumpkit.engine.control import kill_dump_files, run_job
 from pumpkit.engine.progress import job_status, owner_alive
 from pumpkit.errors import (
     FileAccessError,
@@ -707,12 +707,16 @@ class Session:
         immediate: bool = False,
         keep_master: bool | None = None,
         delay: float = 60,
+        *,
+        keep_files: bool = False,
     ) -> None:
         """Stop the job and detach from it.
 
         Graceful: STOP PENDING (workers finish their granule) -> STOPPED; ``immediate``:
         workers are cancelled and their granules rolled back; ``keep_master=False`` is
-        KILL_JOB: the control table is dropped (and an export's dump files removed).
+        KILL_JOB: the control table is dropped and an export's dump files removed (in every
+        state: a stopped or NOT RUNNING job is attached, so IDLING, first), unless
+        ``keep_files``: then they stay, and the job's log files say so.
         Waits up to ``delay`` seconds for the job to stop. Valid in DEFINING, EXECUTING,
         IDLING, STOP PENDING.
         """
@@ -720,6 +724,13 @@ class Session:
         name = handle.job_name
         if state in (JobState.DEFINING, JobState.IDLING):
             if keep_master is False or (state == JobState.DEFINING and not keep_master):
+                if keep_master is False:
+                    # KILL_JOB of a job that does not run: its files are this process's to
+                    # remove (a running job's control process removes them itself).
+                    line = await kill_dump_files(self._store, name, keep=keep_files)
+                    await self._log_to_files(
+                        name, f"Job {name} killed" + (f"; {line}" if line else "")
+                    )
                 await self._store.drop_job(name)
             else:
                 await self._store.move(
@@ -729,7 +740,9 @@ class Session:
             await self._store.post_command(
                 name,
                 "STOP",
-                msgspec.json.encode({"immediate": immediate, "keep_master": keep_master}).decode(),
+                msgspec.json.encode(
+                    {"immediate": immediate, "keep_master": keep_master, "keep_files": keep_files}
+                ).decode(),
             )
             with anyio.move_on_after(delay):
                 while True:
@@ -791,8 +804,12 @@ class Session:
         """Add a line to the job's log. Valid in DEFINING, EXECUTING, IDLING, STOP PENDING,
         COMPLETING."""
         handle, _, _ = await self._state_for(h, Procedure.LOG_ENTRY)
-        await self._store.log(handle.job_name, message)
-        for f in await self._store.rows(handle.job_name, object_types=["FILE"]):
+        await self._log_to_files(handle.job_name, message)
+
+    async def _log_to_files(self, job_name: str, message: str) -> None:
+        """A line into the job's log: the store's and its LOG files."""
+        await self._store.log(job_name, message)
+        for f in await self._store.rows(job_name, object_types=["FILE"]):
             if f.file_type == "LOG":
                 path = Path(f.user_directory or ".") / (f.user_file_name or "")
                 await anyio.to_thread.run_sync(_append_line, path, message)
