@@ -75,6 +75,7 @@ from pumpkit.errors import (
     UnsupportedFeatureError,
     UnsupportedVersionError,
     UsageError,
+    WorkerDiedError,
 )
 from pumpkit.exitcodes import ExitCode
 from pumpkit.io.dumpset.info import DumpFileInfo, get_dumpfile_info
@@ -115,6 +116,7 @@ __all__ = (
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
+    "WorkerDiedError",
     "__version__",
     "batch_remap",
     "export_database",

@@ -50,6 +50,7 @@ __all__ = (
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
+    "WorkerDiedError",
 )
 
 
@@ -283,6 +284,17 @@ class ConnectorError(PumpkitError):
 class RetryableError(ConnectorError):
     """The database itself failed (locked, busy, I/O, the connection lost), not the work's
     SQL: the work can be rolled back and tried again."""
+
+
+class WorkerDiedError(PumpkitError):
+    """A worker process of the job died (killed, crashed) while it held a granule: the
+    control process replaces it and redoes the granule, up to a limit per job.
+    ``worker`` is its number (from 1), ``table`` what it was reading."""
+
+    def __init__(self, message: str, *, worker: int, table: str | None = None) -> None:
+        self.worker = worker
+        self.table = table
+        super().__init__(message)
 
 
 class InmodError(PumpkitError):
