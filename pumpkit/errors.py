@@ -29,6 +29,7 @@ __all__ = (
     "CorruptDumpError",
     "DumpError",
     "DumpSetFullError",
+    "DumpSetNoSpaceError",
     "EncryptedError",
     "ErrorLimitReached",
     "FileAccessError",
@@ -353,3 +354,15 @@ class LayoutError(ValueError):
 
 class DumpSetFullError(PumpkitError):
     """No file of the dump-file set can take more bytes (FILESIZE reached, templates used up)."""
+
+
+class DumpSetNoSpaceError(DumpSetFullError):
+    """The file system of a dump file has no room (ENOSPC, EDQUOT, EFBIG): nothing of the
+    frame was kept, the file stays at its last durable point. Like a full set, a wait: for
+    ADD_FILE in another directory (the set goes on in a new file there) or for space freed
+    and CONTINUE (the set goes on in place). ``path`` is the file, ``reason`` the OS's."""
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(message)

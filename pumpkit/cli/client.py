@@ -281,8 +281,12 @@ class Client:
             await self.session.start_job(self.handle, skip_current=skip, detached=True)
             print(f"Job {self.job_name} started", file=self.out, flush=True)
         elif command == "CONTINUE_CLIENT":
-            if await self.session.state(self.handle) == JobState.IDLING:
+            state = await self.session.state(self.handle)
+            if state == JobState.IDLING:
                 await self.session.start_job(self.handle, detached=True)
+            elif state == JobState.EXECUTING:
+                # A job that waits for room on a full disk tries again (space was freed).
+                await self.session.continue_job(self.handle)
             return "continue"
         elif command == "EXIT_CLIENT":
             return await self._exit_client()

@@ -5,7 +5,7 @@ A :class:`Job` is made by ``run_job`` once the job has been taken (it is EXECUTI
 process owns it). Every change of the job's state goes through :meth:`Job.move`, which asks
 ``pumpkit.core.states`` and does a compare-and-set on the owner's token in the store: when
 another process has taken the job over, the move raises ``JobTakenOverError`` and this one
-stops touching anything. Commands (STOP, PARALLEL, ADD_FILE, LOG) reach it through the store
+stops touching anything. Commands (STOP, PARALLEL, ADD_FILE, CONTINUE, LOG) reach it through the store
 from any process; :meth:`Job.obey_commands` polls for them and beats the job's heart.
 """
 
@@ -244,6 +244,11 @@ class Job:
             await self.log(f"Degree of parallelism set to {degree}")
         elif command == "LOG":
             await self.log(argument or "")
+        elif command == "CONTINUE" and self.writer is not None:
+            # Space was freed where the set had no room: the waiting writes try again there.
+            self.writer.retry_in_place()
+            await self.log("CONTINUE: the writes waiting for room try the dump file again")
+            self.let_writes_go()
         elif command == "ADD_FILE" and self.writer is not None and argument:
             self.writer.add_template(argument)
             await self.log(f"Dump file {argument} added")

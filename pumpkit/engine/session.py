@@ -59,6 +59,7 @@ from pumpkit.core.templates import expand_template
 from pumpkit.engine.control import kill_dump_files, run_job
 from pumpkit.engine.progress import job_status, owner_alive
 from pumpkit.errors import (
+    BadStateError,
     FileAccessError,
     InvalidArgumentError,
     InvalidHandleError,
@@ -406,10 +407,12 @@ class Session:
         if not filename or "\x00" in filename:
             raise InvalidArgumentError(f"file name {filename!r} is not valid")
         path = Path(filename)
+        # An absolute name is in its own directory, whatever the job's directory (a set may
+        # span several: "one.dmp,/elsewhere/more%U.dmp").
         folder = (
-            Path(directory)
-            if directory is not None
-            else (path.parent if path.is_absolute() else Path("."))
+            path.parent
+            if path.is_absolute()
+            else (Path(directory) if directory is not None else Path("."))
         )
         if path.is_absolute():
             filename = path.name
@@ -755,6 +758,18 @@ class Session:
                     await anyio.sleep(_WAIT_POLL)
         if self._handles.pop(h, None) is not None:
             await self._store.change_attached(name, -1)
+
+    async def continue_job(self, h: int) -> None:
+        """Tell a running export that waits for room on a full disk (ENOSPC, EDQUOT, EFBIG)
+        that space was freed: its writes try the same file again. Valid in EXECUTING
+        (and harmless when nothing waits). Raises ``BadStateError`` in other states."""
+        handle, _, state = await self._state_for(h, Procedure.GET_STATUS)
+        if state is not JobState.EXECUTING:
+            raise BadStateError(
+                f"job {handle.job_name} is {state.value}: CONTINUE applies to a running job"
+                " that waits for room (START_JOB restarts a stopped one)"
+            )
+        await self._store.post_command(handle.job_name, "CONTINUE", None)
 
     async def wait_for_job(self, h: int) -> JobState:
         """Wait until the job completes or stops; return COMPLETED or STOPPED, then detach.
