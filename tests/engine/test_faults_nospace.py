@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +154,31 @@ async def test_a_full_disk_waits_and_add_file_elsewhere_finishes_the_set(
         target = tmp_path / "copy.db"
         await _import(s, name, [small / "one%U.dmp", big / "more%U.dmp"], target)
     assert compare_databases(source, target) == []
+    # The command line: a relative name in --directory and an absolute one elsewhere.
+    again = tmp_path / "again.db"
+    done = await anyio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "pumpkit",
+            "import",
+            "--foreground",
+            "--quiet",
+            "--home",
+            str(home),
+            "--job-name",
+            f"{name}_CLI",
+            "--database",
+            str(again),
+            "--directory",
+            str(small),
+            "--dumpfile",
+            f"one%U.dmp,{big}/more%U.dmp",
+        ],
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert compare_databases(source, again) == []
     log = (tmp_path / f"{name}.log").read_text()
     assert "Waiting: no room for dump file" in log and "successfully completed" in log
 
