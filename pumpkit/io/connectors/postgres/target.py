@@ -377,11 +377,31 @@ class PgTarget(Target):
     # -- markers
 
     async def ensure_markers(self) -> None:
-        await self.conn.execute(
+        """pumpkit's own table of committed granules. It is pumpkit's bookkeeping, not the
+        dump's: with a ROLE it is made by the user pumpkit connected as, and the role may
+        only read and write its rows (so the role needs no CREATE right on ``public``)."""
+        make = (
             f"CREATE TABLE IF NOT EXISTS public.{MARKER_TABLE} ("
             " job_guid text NOT NULL, process_order bigint NOT NULL, rows bigint NOT NULL,"
             " PRIMARY KEY (job_guid, process_order))"
         )
+        role = self.options.role
+        if role is None:
+            await self.conn.execute(make)
+            return
+        try:
+            await self.conn.execute("RESET ROLE")
+            await self.conn.execute(make)
+            await self.conn.execute(
+                f"GRANT SELECT, INSERT, DELETE ON public.{MARKER_TABLE} TO {quote_ident(role)}"
+            )
+        except asyncpg.PostgresError as exc:
+            raise ConnectorError(
+                f"cannot make pumpkit's marker table public.{MARKER_TABLE} for role {role!r}:"
+                f" {exc}"
+            ) from None
+        finally:
+            await _set_role(self.conn, role)
 
     async def markers(self, job_guid: str) -> dict[int, int]:
         if not await self._object_exists("TABLE", "public", MARKER_TABLE):
@@ -397,7 +417,13 @@ class PgTarget(Target):
             return
         await self.conn.execute(f"DELETE FROM public.{MARKER_TABLE} WHERE job_guid = $1", job_guid)
         if not await self.conn.fetchval(f"SELECT count(*) FROM public.{MARKER_TABLE}"):
-            await self.conn.execute(f"DROP TABLE public.{MARKER_TABLE}")
+            if self.options.role is not None:
+                await self.conn.execute("RESET ROLE")
+            try:
+                await self.conn.execute(f"DROP TABLE public.{MARKER_TABLE}")
+            finally:
+                if self.options.role is not None:
+                    await _set_role(self.conn, self.options.role)
 
     # -- granules
 
