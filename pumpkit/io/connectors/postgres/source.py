@@ -37,6 +37,8 @@ from pumpkit.io.connectors.postgres.archive import with_archive
 from pumpkit.io.connectors.postgres.catalog import read_catalog
 from pumpkit.io.connectors.postgres.common import connect, literal, qualified, select_sql
 from pumpkit.io.connectors.postgres.tools import (
+    EntryScripts,
+    TocEntry,
     dump_schema,
     entry_scripts,
     read_toc,
@@ -136,10 +138,30 @@ class PgSource(Source):
         server's version (or newer) are missing, naming the package to install."""
         tools = await tools_for(self.url)
         snap = await self.snapshot()
-        catalog = await read_catalog(snap.conn, tables=tables)
-        archive = await dump_schema(self.url, snap.snapshot, sections=True, tools=tools)
-        toc = await read_toc(archive, tools=tools)
-        scripts = await entry_scripts(archive, tools=tools)
+        # pg_dump works on its own connection in the same snapshot, so the catalog is read
+        # while it runs; the archive's list and its scripts are two pg_restore runs at once.
+        catalog = Catalog(engine="postgresql", version="", tables=())
+        toc: list[TocEntry] = []
+        scripts = EntryScripts(prolog="", entries={})
+
+        async def read_tables() -> None:
+            nonlocal catalog
+            catalog = await read_catalog(snap.conn, tables=tables)
+
+        async def read_list() -> None:
+            nonlocal toc
+            toc = await read_toc(archive, tools=tools)
+
+        async def read_scripts() -> None:
+            nonlocal scripts
+            scripts = await entry_scripts(archive, tools=tools)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_tables)
+            archive = await dump_schema(self.url, snap.snapshot, sections=True, tools=tools)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_list)
+            tg.start_soon(read_scripts)
         return with_archive(catalog, archive, toc, scripts, tools, chosen=tables is not None)
 
     async def granules(
