@@ -51,6 +51,7 @@ __all__ = (
     "translate_expression",
     "translate_index",
     "translate_view",
+    "unique_of",
 )
 
 Dialect = Literal["sqlite", "postgres"]
@@ -160,8 +161,39 @@ def _check_functions(tree: exp.Expression, target: Dialect, what: str) -> None:
         )
 
 
+#: Type names of a cast of a literal that SQLite needs not (the literal is of that kind).
+_TEXT_TYPES = frozenset({"TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR", "BPCHAR"})
+_NUMBER_TYPES = frozenset(
+    {"INT", "BIGINT", "SMALLINT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "TINYINT"}
+)
+
+
+def _for_sqlite(tree: exp.Expression) -> exp.Expression:
+    """What pg_dump writes that SQLite needs not: a cast of a literal to its own kind
+    (``'x'::text``, ``(0)::double precision``) is the literal; true and false are 1 and 0
+    (what SQLite stores for them)."""
+    for node in list(tree.find_all(exp.Cast)):
+        inner = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
+        to = node.args.get("to")
+        kind = to.this.name if isinstance(to, exp.DataType) else ""
+        if isinstance(inner, exp.Literal) and (
+            (inner.is_string and kind in _TEXT_TYPES)
+            or (not inner.is_string and kind in _NUMBER_TYPES)
+        ):
+            replaced = node.replace(inner.copy())
+            if node is tree:
+                tree = replaced
+    for node in list(tree.find_all(exp.Boolean)):
+        replaced = node.replace(exp.Literal.number(1 if node.this else 0))
+        if node is tree:
+            tree = replaced
+    return tree
+
+
 def _write(tree: exp.Expression, target: Dialect, what: str) -> str:
     _check_functions(tree, target, what)
+    if target == "sqlite":
+        tree = _for_sqlite(tree)
     try:
         return tree.sql(dialect=target, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
@@ -427,6 +459,7 @@ def _reference(
     actions = tuple(
         o for o in options if o.startswith(("ON DELETE", "ON UPDATE", "DEFERRABLE", "INITIALLY"))
     )
+
     def spell(n: str) -> str:
         return _spell(n, names) or n
 
@@ -517,6 +550,26 @@ def foreign_key_of(sql: str, *, source: Dialect, what: str) -> ForeignKey:
             if isinstance(reference, exp.Reference):
                 return _reference(name or None, _idents_of(fk), reference, {})
     raise TranslationError(what, "its SQL adds no FOREIGN KEY")
+
+
+def unique_of(sql: str, *, source: Dialect, what: str) -> tuple[str | None, tuple[str, ...]]:
+    """The name and columns of the UNIQUE constraint an ``ALTER TABLE ... ADD CONSTRAINT
+    ... UNIQUE`` statement adds (pg_dump's CONSTRAINT entry). Raises ``TranslationError``
+    when it adds no plain UNIQUE constraint (a primary key, an exclusion constraint, one
+    with INCLUDE columns or NULLS NOT DISTINCT)."""
+    for tree in _statements(sql, source, what):
+        for unique in tree.find_all(exp.UniqueColumnConstraint):
+            include = unique.args.get("include")
+            if any(unique.args.get(k) for k in ("nulls", "index_type", "options")) or (
+                include is not None and include.args.get("include")
+            ):
+                break
+            parent = unique.parent
+            name = parent.name if isinstance(parent, exp.Constraint) else None
+            columns = _idents(unique.this)
+            if columns:
+                return name or None, columns
+    raise TranslationError(what, "its SQL adds no plain UNIQUE constraint SQLite can take")
 
 
 def foreign_key_sql(fk: ForeignKey, *, table: str) -> str:

@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 from pumpkit.core.ddl import quote_ident
 from pumpkit.core.translate import (
+    ForeignKey,
     Names,
     TableParts,
     fkey_name,
@@ -336,37 +337,69 @@ def pg_table_ddl(
     return table.create, table.types, table.notes
 
 
+#: A default SQLite takes without parentheses: a number, a string, NULL.
+_SQL_LITERAL = re.compile(r"^(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'(?:[^']|'')*'|NULL)$", re.I)
+#: The kinds of PostgreSQL's integer types (an identity or serial key among them is a
+#: SQLite INTEGER PRIMARY KEY).
+_INTEGER_KINDS = frozenset({"int2", "int4", "int8"})
+
+
 def sqlite_table_ddl(
     name: str,
     columns: Sequence[str],
     kinds: Sequence[str],
     not_null: Sequence[bool],
     primary_key: Sequence[str],
+    *,
+    ddl: str = "",
+    foreign_keys: Sequence[ForeignKey] = (),
+    uniques: Sequence[tuple[str | None, tuple[str, ...]]] = (),
+    autoincrement: bool = False,
+    notes: list[str] | None = None,
 ) -> str:
-    """``CREATE TABLE`` for a PostgreSQL table's dumped columns in SQLite."""
+    """``CREATE TABLE`` for a PostgreSQL table's dumped columns in SQLite, with the CHECKs
+    and defaults of its CREATE TABLE ``ddl`` (pg_dump's) translated, and the FOREIGN KEYs
+    and UNIQUE constraints given (SQLite cannot add them to a table it has made). A key of
+    an identity or serial column (``autoincrement``) is an INTEGER PRIMARY KEY
+    AUTOINCREMENT: like a PostgreSQL sequence, it never hands out a value twice. What has no
+    translation is left out, with a line in ``notes`` saying why."""
+    parts = (
+        table_parts(ddl, source="postgres", target="sqlite", table=name)
+        if ddl
+        else TableParts((), (), (), ())
+    )
+    defaults = {d.name: d for d in parts.defaults if d.name}
+    rowid_key = (
+        autoincrement
+        and len(primary_key) == 1
+        and primary_key[0] in columns
+        and kinds[list(columns).index(primary_key[0])] in _INTEGER_KINDS
+    )
     lines = []
     for i, (column, kind) in enumerate(zip(columns, kinds, strict=True)):
         line = f"{quote_ident(column)} {sqlite_type_of_pg(kind)}"
         if i < len(not_null) and not_null[i]:
             line += " NOT NULL"
+        if rowid_key and column == primary_key[0]:
+            line += " PRIMARY KEY AUTOINCREMENT"
+        default = defaults.get(column)
+        if default is not None and default.sql is not None:
+            plain = _SQL_LITERAL.match(default.sql)
+            line += f" DEFAULT {default.sql}" if plain else f" DEFAULT ({default.sql})"
+        elif default is not None and notes is not None:
+            notes.append(f"the default of column {column!r} left out: {default.why}")
         lines.append(line)
-    if primary_key:
+    if primary_key and not rowid_key:
         lines.append("PRIMARY KEY (" + ", ".join(quote_ident(c) for c in primary_key) + ")")
+    for unique_name, unique_columns in uniques:
+        named = f"CONSTRAINT {quote_ident(unique_name)} " if unique_name else ""
+        lines.append(f"{named}UNIQUE (" + ", ".join(map(quote_ident, unique_columns)) + ")")
+    for check in parts.checks:
+        if check.sql is None:
+            if notes is not None:
+                notes.append(f"CHECK {check.name!r} left out: {check.why}")
+            continue
+        named = f"CONSTRAINT {quote_ident(check.name)} " if check.name else ""
+        lines.append(f"{named}CHECK ({check.sql})")
+    lines.extend(foreign_key_sql(fk, table=name) for fk in foreign_keys)
     return f"CREATE TABLE {quote_ident(name)} (\n    " + ",\n    ".join(lines) + "\n)"
-
-
-_SIMPLE_INDEX = re.compile(
-    r"^CREATE (UNIQUE )?INDEX (\S+) ON \S+ USING btree \(([^()]*)\)$", re.I | re.S
-)
-
-
-def sqlite_index_ddl(pg_ddl: str, table: str) -> str | None:
-    """A PostgreSQL index on plain columns as a SQLite index; ``None`` for any other."""
-    m = _SIMPLE_INDEX.match(pg_ddl.strip())
-    if m is None:
-        return None
-    parts = [p.strip() for p in m.group(3).split(",")]
-    if not all(re.fullmatch(r'"?[\w ]+"?( DESC)?', p) for p in parts):
-        return None
-    name = m.group(2).rpartition(".")[2]
-    return f"CREATE {m.group(1) or ''}INDEX {name} ON {quote_ident(table)} ({', '.join(parts)})"
