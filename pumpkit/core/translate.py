@@ -172,21 +172,22 @@ def _for_sqlite(tree: exp.Expression) -> exp.Expression:
     """What pg_dump writes that SQLite needs not: a cast of a literal to its own kind
     (``'x'::text``, ``(0)::double precision``) is the literal; true and false are 1 and 0
     (what SQLite stores for them)."""
-    for node in list(tree.find_all(exp.Cast)):
-        inner = node.this.unnest() if isinstance(node.this, exp.Paren) else node.this
-        to = node.args.get("to")
+    for cast in list(tree.find_all(exp.Cast)):
+        inner = cast.this.unnest() if isinstance(cast.this, exp.Paren) else cast.this
+        to = cast.args.get("to")
         kind = to.this.name if isinstance(to, exp.DataType) else ""
         if isinstance(inner, exp.Literal) and (
             (inner.is_string and kind in _TEXT_TYPES)
             or (not inner.is_string and kind in _NUMBER_TYPES)
         ):
-            replaced = node.replace(inner.copy())
-            if node is tree:
+            replaced = cast.replace(inner.copy())
+            if cast is tree:
                 tree = replaced
-    for node in list(tree.find_all(exp.Boolean)):
-        replaced = node.replace(exp.Literal.number(1 if node.this else 0))
-        if node is tree:
-            tree = replaced
+    for boolean in list(tree.find_all(exp.Boolean)):
+        number: exp.Expression = exp.Literal.number(1 if boolean.this else 0)
+        boolean.replace(number)
+        if boolean is tree:
+            tree = number
     return tree
 
 

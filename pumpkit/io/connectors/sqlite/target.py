@@ -331,11 +331,12 @@ class SqliteTarget(Target):
             if made is not None:
                 return made
             try:
-                ddl = self._translated(obj)
+                translated = self._translated(obj)
             except TranslationError as exc:
                 return Outcome(False, exc.reason)
-            if ddl is None:
+            if translated is None:
                 return _left_out(obj, self.engine, self.source_engine)
+            ddl = translated
         if await self._call(self._object_exists, obj.object_type, obj.name):
             return MADE
         await self._call(self._execute_ddl, ddl, obj.object_type, obj.name, obj.table)
