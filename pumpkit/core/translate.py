@@ -92,6 +92,8 @@ class TableParts(NamedTuple):
     defaults: tuple[Translated, ...]
     foreign_keys: tuple[ForeignKey, ...]
     uniques: tuple[tuple[str | None, tuple[str, ...]], ...]
+    #: What is lost with a column or constraint whose definition sqlglot cannot read.
+    lost: tuple[str, ...] = ()
 
 
 # --- parsing and writing ----------------------------------------------------------------------
@@ -481,15 +483,15 @@ def table_parts(
     table: str,
     names: Names | None = None,
     booleans: frozenset[str] = frozenset(),
+    numerics: frozenset[str] = frozenset(),
 ) -> TableParts:
     """The CHECK constraints, column defaults, FOREIGN KEYs and UNIQUE constraints of the
-    CREATE TABLE ``ddl``, the expressions in ``target``'s SQL (one that has no translation
-    comes with why). Raises ``TranslationError`` when ``ddl`` is not one CREATE TABLE."""
+        CREATE TABLE ``ddl``, the expressions in ``target``'s SQL (one that has no translation
+        comes with why). ``numerics``: columns SQLite holds as text of exact digits (PostgreSQL's
+    numeric), which a CHECK compares as numbers. Raises ``TranslationError`` when ``ddl`` is
+    not one CREATE TABLE."""
     spelled = names or {}
-    tree = _one(ddl, source, f"table {table!r}", "TABLE")
-    schema = tree.this
-    if not isinstance(schema, exp.Schema):
-        raise TranslationError(f"table {table!r}", "its SQL has no column list")
+    items, lost = _table_items(ddl, source, f"table {table!r}")
     checks: list[Translated] = []
     defaults: list[Translated] = []
     fks: list[ForeignKey] = []
@@ -497,9 +499,15 @@ def table_parts(
 
     def check(node: exp.CheckColumnConstraint, name: str | None) -> None:
         what = f"CHECK {name!r} of table {table!r}" if name else f"a CHECK of table {table!r}"
-        checks.append(_translated(node.this, source, target, name, what, names, booleans))
+        tree = node.this
+        if numerics:
+            tree = tree.copy()
+            for column in list(tree.find_all(exp.Column)):
+                if column.name.casefold() in numerics:
+                    column.replace(exp.cast(column.copy(), "NUMERIC"))
+        checks.append(_translated(tree, source, target, name, what, names, booleans))
 
-    for item in schema.expressions:
+    for item in items:
         if isinstance(item, exp.ColumnDef):
             column = _spell(item.name, spelled) or item.name
             for constraint in item.args.get("constraints") or ():
@@ -532,7 +540,74 @@ def table_parts(
             elif isinstance(node, exp.UniqueColumnConstraint):
                 columns = tuple(_spell(c, spelled) or c for c in _idents(node.this))
                 uniques.append((name, columns))
-    return TableParts(tuple(checks), tuple(defaults), tuple(fks), tuple(uniques))
+    return TableParts(tuple(checks), tuple(defaults), tuple(fks), tuple(uniques), lost)
+
+
+#: Tokens of a column's or constraint's definition that say something is lost with it.
+_CONSTRAINT_TOKENS = frozenset(
+    {TokenType.DEFAULT, TokenType.REFERENCES, TokenType.FOREIGN_KEY, TokenType.UNIQUE,
+     TokenType.PRIMARY_KEY, TokenType.CONSTRAINT}
+)  # fmt: skip
+
+
+def _table_items(
+    ddl: str, dialect: Dialect, what: str
+) -> tuple[list[exp.Expression], tuple[str, ...]]:
+    """The columns and constraints of the CREATE TABLE ``ddl``. When the whole does not
+    parse (a type sqlglot does not know, such as ``bit varying``), each element of the
+    column list is parsed on its own, cut at the tokenizer's top-level commas: one that
+    does not parse is left out, and said when it had a constraint or a default."""
+    try:
+        tree = _one(ddl, dialect, what, "TABLE")
+    except TranslationError as exc:
+        creates = _creates(ddl, dialect, what)
+        if len(creates) != 1:
+            raise
+        first = exc
+    else:
+        if not isinstance(tree.this, exp.Schema):
+            raise TranslationError(what, "its SQL has no column list")
+        return list(tree.this.expressions), ()
+    text = creates[0]
+    tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(text)
+    pieces: list[tuple[int, int, bool]] = []
+    depth, start, flagged = 0, -1, False
+    for token in tokens:
+        kind = token.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+            if depth == 1:
+                start, flagged = token.end + 1, False
+                continue
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                pieces.append((start, token.start, flagged))
+                break
+        elif kind == TokenType.COMMA and depth == 1:
+            pieces.append((start, token.start, flagged))
+            start, flagged = token.end + 1, False
+            continue
+        flagged = flagged or (
+            depth >= 1 and (kind in _CONSTRAINT_TOKENS or token.text.upper() == "CHECK")
+        )
+    if not pieces:
+        raise first
+    items: list[exp.Expression] = []
+    lost: list[str] = []
+    for begin, end, flagged in pieces:
+        piece = text[begin:end].strip()
+        try:
+            parsed = sqlglot.parse_one(f"CREATE TABLE t ({piece})", read=dialect)
+        except (ParseError, TokenError) as exc:
+            if flagged:
+                lost.append(
+                    f"{piece.split()[0]}: its definition does not parse ({_first_line(exc)})"
+                )
+            continue
+        if isinstance(parsed, exp.Create) and isinstance(parsed.this, exp.Schema):
+            items.extend(parsed.this.expressions)
+    return items, tuple(lost)
 
 
 def _idents_of(node: exp.ForeignKey) -> tuple[str, ...]:

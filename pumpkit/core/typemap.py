@@ -46,7 +46,7 @@ from pumpkit.core.translate import (
     name_map,
     table_parts,
 )
-from pumpkit.errors import ConnectorError
+from pumpkit.errors import ConnectorError, TranslationError
 
 __all__ = (
     "PgTable",
@@ -266,18 +266,20 @@ def pg_table(
     booleans = frozenset(
         c.name.casefold() for c in columns if pg_type_of_sqlite(c.declared) == "boolean"
     )
-    parts = (
-        table_parts(
-            ddl, source="sqlite", target="postgres", table=name, names=names, booleans=booleans
-        )
-        if ddl
-        else TableParts((), (), (), ())
-    )
+    notes = []
+    parts = TableParts((), (), (), ())
+    if ddl:
+        try:
+            parts = table_parts(
+                ddl, source="sqlite", target="postgres", table=name, names=names, booleans=booleans
+            )
+        except TranslationError as exc:
+            notes.append(f"its CHECKs, defaults and FOREIGN KEYs left out: {exc.reason}")
     defaults = {d.name.casefold(): d for d in parts.defaults if d.name}
+    notes.extend(f"left out of {n}" for n in parts.lost)
     lines = []
     types = []
     after: list[tuple[str, str]] = []
-    notes = []
     for c in columns:
         if c.hidden in (2, 3):
             notes.append(f"generated column {c.name!r} left out (its expression is SQLite's)")
@@ -363,12 +365,21 @@ def sqlite_table_ddl(
     an identity or serial column (``autoincrement``) is an INTEGER PRIMARY KEY
     AUTOINCREMENT: like a PostgreSQL sequence, it never hands out a value twice. What has no
     translation is left out, with a line in ``notes`` saying why."""
-    parts = (
-        table_parts(ddl, source="postgres", target="sqlite", table=name)
-        if ddl
-        else TableParts((), (), (), ())
-    )
+    parts = TableParts((), (), (), ())
+    if ddl:
+        try:
+            numerics = frozenset(
+                c.casefold() for c, k in zip(columns, kinds, strict=True) if k == "numeric"
+            )
+            parts = table_parts(
+                ddl, source="postgres", target="sqlite", table=name, numerics=numerics
+            )
+        except TranslationError as exc:
+            if notes is not None:
+                notes.append(f"its CHECKs and defaults left out: {exc.reason}")
     defaults = {d.name: d for d in parts.defaults if d.name}
+    if notes is not None:
+        notes.extend(f"left out of {n}" for n in parts.lost)
     rowid_key = (
         autoincrement
         and len(primary_key) == 1

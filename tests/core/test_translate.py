@@ -211,3 +211,26 @@ def test_pg_table_has_checks_and_defaults_apart_and_foreign_keys_for_after_the_r
     ]
     assert len(made.notes) == 1 and "column 'Made' left out" in made.notes[0]
     assert "julianday()" in made.notes[0].lower()
+
+
+def test_a_table_sqlglot_cannot_read_whole_loses_only_the_element_it_cannot_read() -> None:
+    parts = table_parts(
+        "CREATE TABLE public.ty (\n    id integer NOT NULL,\n    vb bit varying,\n"
+        "    vc bit varying(3) DEFAULT B'101'::bit varying,\n    n numeric(12,4),\n"
+        "    label text DEFAULT 'none'::text,\n"
+        "    CONSTRAINT ty_n_check CHECK ((n > (-1000)::numeric))\n);\n"
+        "ALTER TABLE public.ty OWNER TO postgres;",
+        source="postgres",
+        target="sqlite",
+        table="ty",
+        numerics=frozenset({"n"}),
+    )
+    assert parts.defaults == (("label", "'none'", None),)
+    # numeric is text of exact digits in SQLite: the CHECK compares it as a number.
+    assert parts.checks == (("ty_n_check", 'CAST("n" AS REAL) > CAST((-1000) AS REAL)', None),)
+    assert len(parts.lost) == 1 and parts.lost[0].startswith("vc: its definition does not parse")
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE TABLE ty (n TEXT CHECK ({parts.checks[0].sql}))")
+    db.execute("INSERT INTO ty VALUES ('12.3400')")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO ty VALUES ('-5000')")

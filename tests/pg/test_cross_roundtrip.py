@@ -294,3 +294,72 @@ async def test_sqlite_to_postgres_to_sqlite_keeps_schema_and_rows(
         )
         assert db.execute("INSERT INTO Artist (Name) VALUES ('new')").lastrowid == 21
         assert db.execute("INSERT INTO \"track item\" (title) VALUES ('x')").lastrowid == 201
+
+
+PG_TYPES = r"""
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE TABLE ty (
+    id integer PRIMARY KEY, v tsvector, x xml, c citext, m macaddr, m8 macaddr8,
+    b bit(5), vb varbit, r real, d double precision, n numeric(12,4) CHECK (n > -1000),
+    label text DEFAULT 'none'::text
+);
+INSERT INTO ty VALUES
+ (1, to_tsvector('english', 'The fat cats ate fat rats'), '<a>1</a>', 'MiXed',
+  '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:05', B'10101', B'1101100', 1.5, 0.1,
+  12.3400, 'one'),
+ (2, $$'it''s' 'a\\b':3 'w':1A,2B,4C,5$$::tsvector, NULL, NULL, NULL, NULL, NULL, B'',
+  -2.5e-3, 'NaN', -999.0001, DEFAULT),
+ (3, ''::tsvector, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE INDEX ty_lower ON ty (lower(c::text)) WHERE c IS NOT NULL;
+CREATE VIEW ty_text AS SELECT id, upper(label) AS shout FROM ty WHERE id < 3;
+"""
+
+
+async def test_postgres_types_in_sqlite_in_their_text_form(pg_url: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(PG_TYPES)
+        texts = [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT id, v::text, x::text, c::text, m::text, m8::text, b::text, vb::text,"
+                " n::text FROM ty ORDER BY id"
+            )
+        ]
+        reals = [tuple(r) for r in await conn.fetch("SELECT r, d FROM ty ORDER BY id")]
+    finally:
+        await conn.close()
+    home = str(tmp_path / "home")
+    done = pumpkit(
+        "export", "--database", pg_url, "--dumpfile", "ty.dmp", "--home", home,
+        "--foreground", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    done = pumpkit(
+        "import", "--database", "ty.db", "--dumpfile", "ty.dmp", "--home", home,
+        "--foreground", "--exclude", "EXTENSION", "--exclude", "COMMENT", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    with sqlite3.connect(tmp_path / "ty.db") as db:
+        # Types SQLite lacks arrive as PostgreSQL's own text output; NUMERIC keeps its digits.
+        assert (
+            db.execute("SELECT id, v, x, c, m, m8, b, vb, n FROM ty ORDER BY id").fetchall()
+            == texts
+        )
+        # REAL and double precision stay REAL (NaN as the text 'NaN': SQLite has no NaN).
+        got = db.execute("SELECT r, d, typeof(r), typeof(d) FROM ty ORDER BY id").fetchall()
+        assert [(r, d) for r, d, _, _ in got[:1]] == reals[:1]
+        assert got[1][1] == "NaN" and got[1][2:] == ("real", "text")
+        types = dict(db.execute("SELECT name, type FROM pragma_table_info('ty')").fetchall())
+        assert (types["r"], types["d"], types["n"], types["v"]) == ("REAL", "REAL", "TEXT", "TEXT")
+        # The CHECK, the default, the partial expression index and the view came along.
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            db.execute("INSERT INTO ty (id, n) VALUES (9, '-5000')")
+        db.execute("INSERT INTO ty (id) VALUES (10)")
+        assert db.execute("SELECT label FROM ty WHERE id = 10").fetchone() == ("none",)
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'ty_lower'").fetchone()[0]
+        assert "LOWER" in sql and "WHERE" in sql
+        assert db.execute("SELECT * FROM ty_text ORDER BY id").fetchall() == [
+            (1, "ONE"),
+            (2, "NONE"),
+        ]
