@@ -24,7 +24,14 @@ error naming the table, column and row; nothing is changed silently.
 **PostgreSQL to SQLite.** Types SQLite has keep their values; the others are stored in a
 lossless text form (see ``pumpkit.core.pgcopy``): integer types as INTEGER, real and double
 as REAL (NaN as the text 'NaN'), numeric as TEXT (exact digits), boolean as INTEGER 0/1,
-bytea as BLOB, everything else (dates, times, intervals, uuid, json, arrays, enums) as TEXT.
+bytea as BLOB, everything else (dates, times, intervals, uuid, json, arrays, enums,
+tsvector) as TEXT in PostgreSQL's own output form.
+
+**Constraints and defaults.** A table's CHECKs, defaults and FOREIGN KEYs are read from its
+CREATE TABLE and translated by ``pumpkit.core.translate``: into PostgreSQL each CHECK and
+default is a statement of its own after the CREATE TABLE and each FOREIGN KEY one for after
+the rows (:func:`pg_table`); into SQLite they are all in the CREATE TABLE
+(:func:`sqlite_table_ddl`), SQLite's only place for them.
 """
 
 from __future__ import annotations
