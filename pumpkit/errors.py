@@ -45,6 +45,7 @@ __all__ = (
     "PumpkitError",
     "RetryableError",
     "StoreError",
+    "TranslationError",
     "UnsafeDumpError",
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
@@ -258,6 +259,17 @@ class ConnectorError(PumpkitError):
         self.table = table
         self.column = column
         super().__init__(message)
+
+
+class TranslationError(ConnectorError):
+    """A statement or expression of one engine's SQL has no counterpart in another's (a
+    cross-engine move): names the object (``what``) and says why (``reason``). The import
+    reports that object as left out."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what}: {reason}")
 
 
 class RetryableError(ConnectorError):

@@ -34,7 +34,7 @@ from pumpkit.core.control_table import (
     tables_of,
 )
 from pumpkit.core.frame import Location
-from pumpkit.core.jobplan import before_data, plan_import
+from pumpkit.core.jobplan import before_data, plan_added, plan_import
 from pumpkit.core.plancheck import ImportPlan, check_plan
 from pumpkit.core.rowcodec import Batch
 from pumpkit.core.selecting import remap_object, remap_table, select_rows
@@ -68,6 +68,8 @@ READ_AHEAD_BATCHES = 1
 #: A granule ready to load: its row, and the stream its reader fills with its batches.
 Ready = tuple[ControlRow, MemoryObjectReceiveStream[Batch]]
 _encode = msgspec.msgpack.encode
+#: Control rows that describe an object (not a table, its rows, or the schema archive).
+_OBJECTS = frozenset(OBJECT_TYPES) - {"TABLE", "TABLE_DATA", "PG_SCHEMA"}
 
 
 async def open_set(job: Job) -> DumpSetReader:
@@ -220,8 +222,18 @@ async def _import_with(job: Job, reader: DumpSetReader) -> None:
         # The dump's plan under the job's filters, before TABLE_EXISTS_ACTION: what the
         # dump names (a restart checks its objects against it too).
         planned = await planned_import(job, reader, target)
-        if not objects:
+        fresh = not objects
+        if fresh:
             objects = planned
+        added = await target.plan_objects(
+            [table_def_of(r) for r in objects if r.object_type == "TABLE"],
+            [object_def_of(r) for r in objects if r.object_type in _OBJECTS],
+        )
+        if fresh:
+            # The filters see the added rows with the tables they belong to.
+            extra = plan_added(objects, added, now=time.time())
+            kept = {id(r) for r in select_rows([*objects, *extra], job.selection)}
+            objects += [r for r in extra if id(r) in kept]
             tables = [table_def_of(r) for r in objects if r.object_type == "TABLE"]
             present = await target.existing_tables(tables)
             objects = await _table_exists_actions(job, objects, present)
