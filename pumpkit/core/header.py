@@ -49,7 +49,7 @@ __all__ = (
 #: reverse conversion (the PNG trick).
 MAGIC = b"\x89PKD\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 HEADER_SIZE = 4096
 
 # The fixed prefix, little-endian; offsets are the spec's.

@@ -34,9 +34,11 @@ from pumpkit.core.frame import (
     Location,
     decode_frame,
     decode_index,
+    granule_tag,
     parse_frame_header,
     payload_bytes,
 )
+from pumpkit.core.granules import GranuleRun, TaggedFrame, granule_runs, granules_of
 from pumpkit.core.header import MAX_HEADER_SIZE, FileHeader, decode_header
 from pumpkit.errors import (
     CorruptDumpError,
@@ -366,9 +368,20 @@ class DumpSetReader:
             for n in sorted(names.keys() | frames.keys())
         ]
 
+    def granule_runs(self) -> list[GranuleRun]:
+        """The runs of the set's tagged TABLE_DATA frames (format 1.3), complete or not, read
+        from the frames alone (``pumpkit.core.granules``; formats/dumpfile.md §8.1)."""
+        tagged = []
+        for fileid, frame in self.frames():
+            tag = granule_tag(frame) if frame.header.kind == FrameKind.TABLE_DATA else None
+            if tag is not None:
+                tagged.append(TaggedFrame(fileid, frame.header, tag))
+        return granule_runs(tagged)
+
     def _objects_from_frames(self) -> list[ObjectFrames]:
         names: dict[int, tuple[str, str, str]] = {}
         data: dict[int, list[tuple[int, int, int, int, int]]] = {}
+        tagged: list[TaggedFrame] = []
         for fileid, frame in self.frames():
             h = frame.header
             if h.kind == FrameKind.METADATA and h.encoding == Encoding.PG_ARCHIVE:
@@ -376,9 +389,26 @@ class DumpSetReader:
             elif h.kind == FrameKind.METADATA:
                 names[h.object_id] = _object_name(self.payload(fileid, frame))
             elif h.kind == FrameKind.TABLE_DATA:
+                tag = granule_tag(frame)
+                if tag is not None:
+                    tagged.append(TaggedFrame(fileid, h, tag))
+                    continue
                 data.setdefault(h.object_id, []).append(
                     (fileid, h.offset, h.length, h.count, h.uncompressed_length)
                 )
+        # 1.3: only a granule's last complete run is data; unfinished frames are not. A
+        # table's frames are listed granule by granule (a COPY stream is one granule's).
+        for run in granules_of(granule_runs(tagged)).values():
+            data.setdefault(run.object_id, []).extend(
+                (
+                    f.fileid,
+                    f.header.offset,
+                    f.header.length,
+                    f.header.count,
+                    f.header.uncompressed_length,
+                )
+                for f in run.frames
+            )
         result = []
         for object_id in sorted(names.keys() | data.keys()):
             object_type, schema, name = names.get(object_id, ("TABLE_DATA", "", f"#{object_id}"))
