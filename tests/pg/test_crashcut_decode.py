@@ -108,8 +108,7 @@ async def test_kill_9_of_a_parallel_export_then_ls_and_decode_without_control_ta
             ids = []
             for f in run.frames:
                 frame = reader.read_frame(f.fileid, f.header.offset, f.header.length)
-                for row in decoder.feed(reader.payload(f.fileid, frame)):
-                    ids.append(row[0])
+                ids.extend(row[0] for row in decoder.feed(reader.payload(f.fileid, frame)))
             decoder.finish()
             assert len(ids) == run.rows
             decoded[granule] = ids
