@@ -110,6 +110,18 @@ BODY_KEYS_1_0 = (
     "set_file_count",
     "set_files",
 )
+#: Format 1.1's seven encryption keys, written after those of 1.0. The encrypted vectors have
+#: exactly these 23 keys; format 1.3's signature keys came later and are cut (``as_1_1``).
+BODY_KEYS_1_1 = (
+    *BODY_KEYS_1_0,
+    "encryption_scope",
+    "kdf",
+    "kdf_salt",
+    "kdf_n",
+    "kdf_r",
+    "kdf_p",
+    "key_check",
+)
 
 
 # --- JSON form of decoded msgpack values -----------------------------------------------------
@@ -462,16 +474,19 @@ class ComposedFile:
         )
         if self.encryption is None:
             return as_1_0(header + frames)
-        return header + frames
+        return as_1_0(header + frames, keys=BODY_KEYS_1_1)
 
 
-def as_1_0(data: bytes, *, minor: int | None = None) -> bytes:
-    """``data`` with its header body cut to the sixteen keys of format 1.0 and, if given, its
-    minor version set: the header every vector in clear had before format 1.1."""
+def as_1_0(
+    data: bytes, *, minor: int | None = None, keys: tuple[str, ...] = BODY_KEYS_1_0
+) -> bytes:
+    """``data`` with its header body cut to the sixteen keys of format 1.0 (or to ``keys``)
+    and, if given, its minor version set: the header every vector in clear had before format
+    1.1 (and every encrypted one before 1.3)."""
     fields = header_fields(data)
     body = msgspec.msgpack.decode(data[PREFIX.size : PREFIX.size + fields[11]])
     return rebuild_header(
-        data, minor=minor, body=msgspec.msgpack.encode({k: body[k] for k in BODY_KEYS_1_0})
+        data, minor=minor, body=msgspec.msgpack.encode({k: body[k] for k in keys})
     )
 
 

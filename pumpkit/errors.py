@@ -44,6 +44,7 @@ __all__ = (
     "NotADumpFileError",
     "PumpkitError",
     "RetryableError",
+    "SignatureError",
     "StoreError",
     "UnsafeDumpError",
     "UnsupportedFeatureError",
@@ -118,6 +119,11 @@ class UnsupportedFeatureError(DumpError):
 
 class IncompleteSetError(DumpError):
     """A dump-file set has a file missing, twice, or from another set."""
+
+
+class SignatureError(DumpError):
+    """A signed set's signature is missing, misplaced or does not hold under the key given
+    (format 1.3, formats/dumpfile.md section 3.8): not signed by that key, or changed since."""
 
 
 class UnsafeDumpError(DumpError):

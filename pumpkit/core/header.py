@@ -117,6 +117,10 @@ class HeaderBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
     kdf_r: int = 0
     kdf_p: int = 0
     key_check: bytes = b""
+    # Format 1.3: a signed set (section 3.8). ``signature`` MUST stay the last key: a verifier
+    # finds its 64 bytes at the end of the body.
+    signature_algorithm: str = ""
+    signature: bytes = b""
 
 
 class FileHeader(msgspec.Struct, frozen=True, kw_only=True):

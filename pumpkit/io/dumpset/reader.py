@@ -22,7 +22,9 @@ from pathlib import Path
 
 import msgspec
 import zstandard
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from pumpkit.core import signing
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import ALGORITHM, KDF, FrameCipher, derive_key, key_check
 from pumpkit.core.dumpset import set_faults
@@ -127,6 +129,15 @@ class DumpSetReader:
                 path=path,
             )
         self._cipher = FrameCipher(key)
+
+    def check_signature(self, public_key: Ed25519PublicKey) -> None:
+        """Refuse the set unless it is signed by ``public_key``'s owner and unchanged since
+        (format 1.3, formats/dumpfile.md §3.8): ``SignatureError`` naming file and offset.
+        Reads every byte of every file (a signature covers them all)."""
+        signing.verify_set(
+            public_key,
+            [(str(rf.path), rf.view, rf.header) for _, rf in sorted(self._files.items())],
+        )
 
     @classmethod
     def open(cls, paths: Sequence[str | os.PathLike[str]]) -> DumpSetReader:
