@@ -47,6 +47,7 @@ __all__ = (
     "Location",
     "NeedData",
     "build_frame",
+    "check_encoding",
     "check_payload",
     "decode_frame",
     "decode_index",
@@ -330,6 +331,16 @@ def frame_aad(
 
 _AAD = struct.Struct("<4sBBBBIII")
 
+#: The encodings each known kind may have (formats/dumpfile.md §5.5); kinds 7-127 any.
+_ENCODINGS_OF_KIND: Final = {
+    FrameKind.METADATA: (Encoding.MSGPACK, Encoding.PG_ARCHIVE),
+    FrameKind.TABLE_DATA: (Encoding.MSGPACK, Encoding.PGCOPY),
+    FrameKind.CONTROL_TABLE: (Encoding.MSGPACK,),
+    FrameKind.LOG: (Encoding.RAW,),
+    FrameKind.INDEX: (Encoding.MSGPACK,),
+    FrameKind.END: (Encoding.RAW,),
+}
+
 
 # --- decoding -------------------------------------------------------------------------------
 
@@ -481,6 +492,20 @@ def iter_frames(data: Buffer, offset: int = 0) -> Iterator[Frame]:
         frame = decode_frame(view, offset)
         yield frame
         offset += frame.header.length
+
+
+def check_encoding(header: FrameHeader) -> None:
+    """Raise ``CorruptDumpError`` (offset ``P + 6``) when a known kind has a known encoding the
+    format does not allow it (formats/dumpfile.md §5.5): a reader calls it before it uses a
+    payload. An unknown encoding is ``payload_bytes``'s ``UnsupportedFeatureError``."""
+    allowed = _ENCODINGS_OF_KIND.get(header.kind)
+    known = header.encoding in Encoding._value2member_map_
+    if allowed is not None and known and header.encoding not in allowed:
+        raise CorruptDumpError(
+            f"a {FrameKind(header.kind).name} frame cannot have encoding"
+            f" {Encoding(header.encoding).name}",
+            offset=header.offset + 6,
+        )
 
 
 def payload_bytes(

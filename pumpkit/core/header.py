@@ -308,6 +308,11 @@ def decode_header(data: Buffer) -> FileHeader:
         body = _body_decoder.decode(view[PREFIX_SIZE : PREFIX_SIZE + body_length])
     except msgspec.DecodeError as exc:
         raise CorruptDumpError(f"header body is not valid: {exc}", offset=OFFSET_BODY) from None
+    if bool(flags & HeaderFlags.ENCRYPTED) != (body.encryption != "none"):
+        raise CorruptDumpError(
+            f"the ENCRYPTED flag and the body's encryption {body.encryption!r} disagree",
+            offset=OFFSET_FLAGS,
+        )
     return FileHeader(
         major=major,
         minor=minor,

@@ -34,6 +34,7 @@ from pumpkit.core.frame import (
     Frame,
     FrameKind,
     Location,
+    check_encoding,
     decode_frame,
     decode_index,
     granule_tag,
@@ -231,6 +232,7 @@ class DumpSetReader:
             decompressor = zstandard.ZstdDecompressor()
             self._local.decompressor = decompressor
         try:
+            check_encoding(frame.header)
             return payload_bytes(frame, decompressor, self._cipher)
         except DumpError as exc:
             raise exc.located(str(self.path_of(fileid))) from None
