@@ -332,7 +332,7 @@ def frame_aad(
 _AAD = struct.Struct("<4sBBBBIII")
 
 #: The encodings each known kind may have (formats/dumpfile.md §5.5); kinds 7-127 any.
-_ENCODINGS_OF_KIND: Final = {
+_ENCODINGS_OF_KIND: Final[dict[int, tuple[int, ...]]] = {
     FrameKind.METADATA: (Encoding.MSGPACK, Encoding.PG_ARCHIVE),
     FrameKind.TABLE_DATA: (Encoding.MSGPACK, Encoding.PGCOPY),
     FrameKind.CONTROL_TABLE: (Encoding.MSGPACK,),
