@@ -274,7 +274,10 @@ class DumpSetReader:
                     rf.header.index_position,
                     _frame_length_at(rf, rf.header.index_position),
                 )
-                entries = decode_index(self.payload(fileid, index), rf.header.index_position)
+                try:
+                    entries = decode_index(self.payload(fileid, index), rf.header.index_position)
+                except DumpError as exc:
+                    raise exc.located(str(rf.path)) from None
                 expected = rf.header.header_size
                 for e in entries:
                     frame = self.read_frame(fileid, e.position, e.length)
