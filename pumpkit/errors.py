@@ -44,6 +44,7 @@ __all__ = (
     "NotADumpFileError",
     "PumpkitError",
     "RetryableError",
+    "SignatureError",
     "StoreError",
     "TranslationError",
     "UnsafeDumpError",
@@ -119,6 +120,11 @@ class UnsupportedFeatureError(DumpError):
 
 class IncompleteSetError(DumpError):
     """A dump-file set has a file missing, twice, or from another set."""
+
+
+class SignatureError(DumpError):
+    """A signed set's signature is missing, misplaced or does not hold under the key given
+    (format 1.3, formats/dumpfile.md section 3.8): not signed by that key, or changed since."""
 
 
 class UnsafeDumpError(DumpError):

@@ -39,6 +39,8 @@ PARFILE_KEYS = {
     "ROLE": "role",
     "NO_OWNER": "no_owner",
     "NO_PRIVILEGES": "no_privileges",
+    "SIGN_KEY": "sign_key",
+    "VERIFY_KEY": "verify_key",
 }
 #: Options that may be given several times (on the command line and in a parfile).
 LIST_KEYS = (
@@ -84,6 +86,13 @@ def add_selection_options(p: argparse.ArgumentParser, operation: str) -> None:
         action="store_true",
         help="ask for the encryption password (it is not echoed)",
     )
+    if operation == "export":
+        p.add_argument("--sign-key", help="sign the set with this Ed25519 private key (a PEM file)")
+    else:
+        p.add_argument(
+            "--verify-key",
+            help="refuse a set not signed by this Ed25519 public key (a PEM file), or changed",
+        )
     if operation == "export":
         p.add_argument("--encryption", choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"))
         p.add_argument("--estimate", choices=("BLOCKS", "STATISTICS"))
@@ -188,6 +197,10 @@ async def apply_selection(session: Session, h: int, options: dict[str, Any]) -> 
             await session.set_parameter(h, key.upper(), 1)
     if str(options.get("estimate_only") or "").upper() not in ("", "FALSE", "N", "NO", "0"):
         await session.set_parameter(h, "ESTIMATE_ONLY", 1)
+    for key in ("sign_key", "verify_key"):
+        if options.get(key):
+            # The job may run in another directory: the key file's path is kept absolute.
+            await session.set_parameter(h, key.upper(), os.path.abspath(options[key]))
     password = password_of(options)
     if password:
         await session.set_parameter(h, "ENCRYPTION_PASSWORD", password)

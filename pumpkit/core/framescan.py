@@ -30,6 +30,7 @@ from pumpkit.core.frame import (
     FrameHeader,
     FrameKind,
     IndexEntry,
+    check_encoding,
     decode_frame,
     parse_frame_header,
     payload_bytes,
@@ -99,6 +100,7 @@ def check_frame(
     Raises the ``DumpError`` of section 11, its offset in ``data``.
     """
     frame = decode_frame(data, offset)
+    check_encoding(frame.header)
     if frame.header.encrypted:
         return frame.header
     payload = payload_bytes(frame, decompressor)

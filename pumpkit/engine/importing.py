@@ -58,6 +58,7 @@ from pumpkit.io.connectors.base import (
     Target,
 )
 from pumpkit.io.dumpset.files import existing_set_files
+from pumpkit.io.dumpset.keys import read_verify_key
 from pumpkit.io.dumpset.reader import DumpSetReader
 from pumpkit.io.usercode import remapper
 
@@ -84,6 +85,11 @@ async def open_set(job: Job) -> DumpSetReader:
     reader = await anyio.to_thread.run_sync(DumpSetReader.open, paths)
     try:
         await anyio.to_thread.run_sync(reader.unlock, job.password)
+        verify_key_path = str(job.parameters.get("VERIFY_KEY") or "")
+        if verify_key_path:
+            # A signed set is checked whole before any object is made (format 1.3).
+            key = read_verify_key(verify_key_path)
+            await anyio.to_thread.run_sync(reader.check_signature, key)
     except BaseException:
         reader.close()
         raise

@@ -22,7 +22,7 @@ import zstandard
 
 from pumpkit.core.catalog import Catalog, TableDef
 from pumpkit.core.crypto import FrameCipher
-from pumpkit.core.frame import Encoding, FrameKind, build_frame
+from pumpkit.core.frame import Encoding, FrameKind, GranuleTag, build_frame
 from pumpkit.core.planner import DEFAULT_GRANULE_BYTES, Granule
 from pumpkit.core.rowcodec import PGCOPY
 from pumpkit.errors import ConnectorError, JobStopped, UsageError
@@ -271,9 +271,16 @@ class _Readers(GranuleReaders):
         result = GranuleResult()
         pending = bytearray()
 
-        async def emit(count: int) -> None:
+        sequence = 0
+
+        async def emit(count: int, *, last: bool = False) -> None:
+            nonlocal sequence
             data = bytes(pending)
             pending.clear()
+            # Format 1.3: the frame names its granule; FIRST holds the COPY signature, LAST
+            # the trailer, so a crash-cut set shows which COPY streams are whole.
+            tag = GranuleTag(request.granule.number, sequence, first=sequence == 0, last=last)
+            sequence += 1
 
             def build_and_place() -> None:
                 header, payload = build_frame(
@@ -284,6 +291,7 @@ class _Readers(GranuleReaders):
                     encoding=Encoding.PGCOPY,
                     compressor=compressor,
                     cipher=cipher,
+                    tag=tag,
                 )
                 ref = place(header, payload)
                 if ref is not None:
@@ -316,7 +324,7 @@ class _Readers(GranuleReaders):
                 f"reading table {table.name!r} failed: {exc}", table=table.name
             ) from None
         result.rows = int(str(status).rpartition(" ")[2] or 0)
-        await emit(result.rows)
+        await emit(result.rows, last=True)
         if stop.is_set():
             raise JobStopped
         return result
