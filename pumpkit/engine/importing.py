@@ -113,6 +113,7 @@ async def _dump_rows(reader: DumpSetReader) -> list[ControlRow]:
         )
     try:
         doc = msgspec.msgpack.decode(payload)
+        reader.check_file_rows(doc["columns"], doc["rows"])
         return plan_import(doc["columns"], doc["rows"], now=time.time())
     except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
         raise DumpError(f"the set's control table does not decode: {exc}", path=where) from None

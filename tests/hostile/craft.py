@@ -28,10 +28,10 @@ from typing import Any
 import msgspec
 
 from pumpkit.core.frame import Encoding, FrameKind, decode_frame, payload_bytes
-from pumpkit.core.header import decode_header
+from pumpkit.core.header import decode_header, encode_header
 from pumpkit.io.dumpset.writer import DumpSetWriter
 
-__all__ = ("DumpCopy", "FrameCopy")
+__all__ = ("DumpCopy", "FrameCopy", "rewrite_header")
 
 _SKIPPED = (FrameKind.INDEX, FrameKind.END)
 
@@ -238,3 +238,13 @@ class DumpCopy:
                 span[0], span[1], span[2] = moved[(span[0], span[1])]
             self.put(row, "frames", msgspec.msgpack.encode(spans))
         return row
+
+
+def rewrite_header(path: Path, **body_changes: Any) -> None:
+    """Change facts of the header body of the file at ``path`` in place; the header's CRC is
+    computed again (``encode_header`` writes whatever it is given)."""
+    data = bytearray(path.read_bytes())
+    header = decode_header(data)
+    body = msgspec.structs.replace(header.body, **body_changes)
+    data[: header.header_size] = encode_header(msgspec.structs.replace(header, body=body))
+    path.write_bytes(bytes(data))

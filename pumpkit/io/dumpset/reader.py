@@ -25,7 +25,7 @@ import zstandard
 
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import ALGORITHM, KDF, FrameCipher, derive_key, key_check
-from pumpkit.core.dumpset import set_faults
+from pumpkit.core.dumpset import file_row_faults, set_faults
 from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     Encoding,
@@ -37,7 +37,7 @@ from pumpkit.core.frame import (
     parse_frame_header,
     payload_bytes,
 )
-from pumpkit.core.header import MAX_HEADER_SIZE, FileHeader, decode_header
+from pumpkit.core.header import MAX_HEADER_SIZE, OFFSET_BODY, FileHeader, decode_header
 from pumpkit.errors import (
     CorruptDumpError,
     DumpError,
@@ -45,9 +45,10 @@ from pumpkit.errors import (
     IncompleteSetError,
     InvalidArgumentError,
     NotADumpFileError,
+    UnsafeFileNameError,
     UnsupportedFeatureError,
 )
-from pumpkit.io.dumpset.files import map_file
+from pumpkit.io.dumpset.files import map_file, set_member
 
 __all__ = ("DumpSetReader", "ObjectFrames")
 
@@ -142,7 +143,7 @@ class DumpSetReader:
                 rf = _open_file(path)
                 opened[key] = rf
                 for name in rf.header.body.set_files:
-                    sibling = path.parent / name
+                    sibling = set_member(path.parent, name, path=path, offset=OFFSET_BODY)
                     if sibling.resolve() not in opened and sibling.exists():
                         queue.append(sibling)
             files = _check_set(list(opened.values()))
@@ -333,6 +334,7 @@ class DumpSetReader:
             doc = _control_decoder.decode(payload)
         except msgspec.DecodeError as exc:
             raise CorruptDumpError(f"the control table does not decode: {exc}") from None
+        self.check_file_rows(doc.columns, doc.rows)
         column = {name: i for i, name in enumerate(doc.columns)}
         needed = ("object_type", "object_schema", "object_name", "object_number", "frames")
         if any(name not in column for name in needed):
@@ -386,6 +388,29 @@ class DumpSetReader:
                 ObjectFrames(object_id, object_type, schema, name, tuple(data.get(object_id, ())))
             )
         return result
+
+    def check_file_rows(self, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """Refuse a control table (decoded: its columns and rows) whose FILE rows name a file
+        by more than a plain file name (``pumpkit.core.dumpset.file_row_faults``): an
+        ``UnsafeFileNameError`` at the control-table frame, naming the row and column."""
+        faults = file_row_faults(columns, rows)
+        if not faults:
+            return
+        fault = faults[0]
+        path, offset = self._control_place()
+        raise UnsafeFileNameError(
+            f"control table row {fault.row} (FILE), column {fault.column}: {fault.name!r}"
+            f" {fault.reason}: a set names its files only inside its own directory",
+            path=path,
+            offset=offset,
+        )
+
+    def _control_place(self) -> tuple[str | None, int | None]:
+        for fileid in self.file_numbers:
+            rf = self._files[fileid]
+            if rf.header.control_position:
+                return str(rf.path), rf.header.control_position
+        return None, None
 
     def control_table(self) -> Buffer | None:
         """The uncompressed payload of the control-table frame, if the set holds one."""
