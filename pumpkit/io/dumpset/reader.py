@@ -38,6 +38,7 @@ from pumpkit.core.frame import (
     payload_bytes,
 )
 from pumpkit.core.header import MAX_HEADER_SIZE, OFFSET_BODY, FileHeader, decode_header
+from pumpkit.core.limits import check_frame_claims, check_value_count
 from pumpkit.errors import (
     CorruptDumpError,
     DumpError,
@@ -213,13 +214,23 @@ class DumpSetReader:
         return frame
 
     def payload(self, fileid: int, frame: Frame) -> Buffer:
-        """The frame's uncompressed payload (a view when it was stored uncompressed)."""
+        """The frame's uncompressed payload (a view when it was stored uncompressed).
+
+        Raises ``DumpLimitError`` for a frame that claims more than a reader takes, before
+        anything is decompressed; ``CorruptDumpError`` for a damaged payload."""
         decompressor: zstandard.ZstdDecompressor | None = getattr(self._local, "decompressor", None)
         if decompressor is None:
             decompressor = zstandard.ZstdDecompressor()
             self._local.decompressor = decompressor
         try:
-            return payload_bytes(frame, decompressor, self._cipher)
+            # Every claim checked before a byte is decompressed (pumpkit.core.limits).
+            check_frame_claims(frame.header)
+            data = payload_bytes(frame, decompressor, self._cipher)
+            if frame.header.kind != FrameKind.TABLE_DATA and (
+                frame.header.encoding == Encoding.MSGPACK
+            ):
+                check_value_count(data, frame.header.offset)
+            return data
         except DumpError as exc:
             raise exc.located(str(self.path_of(fileid))) from None
 
