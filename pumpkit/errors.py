@@ -28,6 +28,7 @@ __all__ = (
     "CopyFormatError",
     "CorruptDumpError",
     "DumpError",
+    "DumpLimitError",
     "DumpSetFullError",
     "EncryptedError",
     "ErrorLimitReached",
@@ -48,6 +49,7 @@ __all__ = (
     "StoreError",
     "TranslationError",
     "UnsafeDumpError",
+    "UnsafeFileNameError",
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
@@ -100,6 +102,12 @@ class DumpError(PumpkitError):
 class EncryptedError(DumpError):
     """The set is encrypted and no password was given, or the password is not the one it
     was written with (the header's key check says so before any frame is read)."""
+
+
+class DumpLimitError(DumpError):
+    """A dump claims more than a reader takes (``pumpkit.core.limits``): a frame larger, a
+    row count higher, a payload of more values. The bytes may be sound; the claim is refused
+    before anything is allocated for it, so that memory stays bounded whatever a dump says."""
 
 
 class CorruptDumpError(DumpError):
@@ -177,6 +185,17 @@ class UnsafeDumpError(DumpError):
             path=path,
             offset=offset,
         )
+
+
+class UnsafeFileNameError(DumpError):
+    """A name a dump gives one of its own files (its header's ``set_files``, its control
+    table's FILE rows) is not a plain file name: it would reach outside the set's directory
+    (``../x``, ``/etc/passwd``, ``a/b``), or it is empty or holds a NUL. ``offset`` is where
+    the name lies in the file (for a control-table row: its frame)."""
+
+    def __init__(self, reason: str, *, path: str | None = None, offset: int | None = None):
+        # The name is the dump's: no line break or escape sequence of it reaches a log.
+        super().__init__(printable(reason), path=path, offset=offset)
 
 
 # --- the caller's fault ----------------------------------------------------------------------

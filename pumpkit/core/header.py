@@ -21,9 +21,11 @@ import msgspec
 
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.checksum import crc32
+from pumpkit.core.msgpackscan import container, skip, str_at
 from pumpkit.errors import (
     CorruptDumpError,
     NotADumpFileError,
+    UnsafeFileNameError,
     UnsupportedFeatureError,
     UnsupportedVersionError,
 )
@@ -41,7 +43,9 @@ __all__ = (
     "HeaderFlags",
     "decode_header",
     "encode_header",
+    "file_name_fault",
     "is_dump_magic",
+    "set_files_offset",
 )
 
 #: ``\x89 P K D \r \n \x1a \n``: the high first byte catches 7-bit channels, ``PKD`` names
@@ -313,6 +317,16 @@ def decode_header(data: Buffer) -> FileHeader:
             f"the ENCRYPTED flag and the body's encryption {body.encryption!r} disagree",
             offset=OFFSET_FLAGS,
         )
+
+    for i, name in enumerate(body.set_files):
+        fault = file_name_fault(name)
+        if fault is not None:
+            raise UnsafeFileNameError(
+                f"set_files[{i}] {name!r} {fault}: a set names its files only inside its own"
+                " directory",
+                offset=OFFSET_BODY
+                + set_files_offset(view[PREFIX_SIZE : PREFIX_SIZE + body_length], i),
+            )
     return FileHeader(
         major=major,
         minor=minor,
@@ -326,3 +340,55 @@ def decode_header(data: Buffer) -> FileHeader:
         control_position=control_position,
         body=body,
     )
+
+
+#: The longest file name most file systems hold (NAME_MAX), in UTF-8 bytes.
+MAX_FILE_NAME_BYTES = 255
+
+
+def file_name_fault(name: str) -> str | None:
+    """Why ``name`` is not a plain file name (one that can only name a file in the directory it
+    is resolved in), or ``None`` when it is one. A dump names its own files (``set_files``,
+    the control table's FILE rows) only by such names: a directory part, an absolute path,
+    ``.``/``..``, a NUL, an empty name or a control character is refused."""
+    if not name:
+        return "is empty"
+    if "\x00" in name:
+        return "holds a NUL"
+    if "/" in name or "\\" in name:
+        return "holds a directory separator"
+    if name in (".", ".."):
+        return "names a directory"
+    if not name.isprintable():
+        return "holds a control character"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES:
+        return f"is longer than {MAX_FILE_NAME_BYTES} bytes"
+    return None
+
+
+def set_files_offset(body: Buffer, index: int) -> int:
+    """The offset, in the msgpack header body ``body``, of string ``index`` of its
+    ``set_files`` array (of the array itself when it has no such element; 0 when the body
+    has no ``set_files``). For error messages: it walks the encoded map, skipping values."""
+    view = memoryview(body).cast("B")
+    try:
+        top = container(view, 0)
+        if top is None:
+            return 0
+        pos, entries = top
+        for _ in range(entries // 2):
+            key = str_at(view, pos)
+            pos = skip(view, pos)
+            if key != "set_files":
+                pos = skip(view, pos)
+                continue
+            array = container(view, pos)
+            if array is None or index >= array[1]:
+                return pos
+            pos = array[0]
+            for _ in range(index):
+                pos = skip(view, pos)
+            return pos
+    except (IndexError, ValueError):
+        pass
+    return 0

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pumpkit.core import signing
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import ALGORITHM, KDF, FrameCipher, derive_key, key_check
-from pumpkit.core.dumpset import set_faults
+from pumpkit.core.dumpset import file_row_faults, set_faults
 from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     Encoding,
@@ -42,7 +42,8 @@ from pumpkit.core.frame import (
     payload_bytes,
 )
 from pumpkit.core.granules import GranuleRun, TaggedFrame, granule_runs, granules_of
-from pumpkit.core.header import MAX_HEADER_SIZE, FileHeader, decode_header
+from pumpkit.core.header import MAX_HEADER_SIZE, OFFSET_BODY, FileHeader, decode_header
+from pumpkit.core.limits import check_frame_claims, check_value_count
 from pumpkit.errors import (
     CorruptDumpError,
     DumpError,
@@ -50,9 +51,10 @@ from pumpkit.errors import (
     IncompleteSetError,
     InvalidArgumentError,
     NotADumpFileError,
+    UnsafeFileNameError,
     UnsupportedFeatureError,
 )
-from pumpkit.io.dumpset.files import map_file
+from pumpkit.io.dumpset.files import map_file, set_member
 
 __all__ = ("DumpSetReader", "ObjectFrames")
 
@@ -156,7 +158,7 @@ class DumpSetReader:
                 rf = _open_file(path)
                 opened[key] = rf
                 for name in rf.header.body.set_files:
-                    sibling = path.parent / name
+                    sibling = set_member(path.parent, name, path=path, offset=OFFSET_BODY)
                     if sibling.resolve() not in opened and sibling.exists():
                         queue.append(sibling)
             files = _check_set(list(opened.values()))
@@ -226,14 +228,24 @@ class DumpSetReader:
         return frame
 
     def payload(self, fileid: int, frame: Frame) -> Buffer:
-        """The frame's uncompressed payload (a view when it was stored uncompressed)."""
+        """The frame's uncompressed payload (a view when it was stored uncompressed).
+
+        Raises ``DumpLimitError`` for a frame that claims more than a reader takes, before
+        anything is decompressed; ``CorruptDumpError`` for a damaged payload."""
         decompressor: zstandard.ZstdDecompressor | None = getattr(self._local, "decompressor", None)
         if decompressor is None:
             decompressor = zstandard.ZstdDecompressor()
             self._local.decompressor = decompressor
         try:
             check_encoding(frame.header)
-            return payload_bytes(frame, decompressor, self._cipher)
+            # Every claim checked before a byte is decompressed (pumpkit.core.limits).
+            check_frame_claims(frame.header)
+            data = payload_bytes(frame, decompressor, self._cipher)
+            if frame.header.kind != FrameKind.TABLE_DATA and (
+                frame.header.encoding == Encoding.MSGPACK
+            ):
+                check_value_count(data, frame.header.offset)
+            return data
         except DumpError as exc:
             raise exc.located(str(self.path_of(fileid))) from None
 
@@ -351,6 +363,7 @@ class DumpSetReader:
             doc = _control_decoder.decode(payload)
         except msgspec.DecodeError as exc:
             raise CorruptDumpError(f"the control table does not decode: {exc}") from None
+        self.check_file_rows(doc.columns, doc.rows)
         column = {name: i for i, name in enumerate(doc.columns)}
         needed = ("object_type", "object_schema", "object_name", "object_number", "frames")
         if any(name not in column for name in needed):
@@ -432,6 +445,29 @@ class DumpSetReader:
                 ObjectFrames(object_id, object_type, schema, name, tuple(data.get(object_id, ())))
             )
         return result
+
+    def check_file_rows(self, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """Refuse a control table (decoded: its columns and rows) whose FILE rows name a file
+        by more than a plain file name (``pumpkit.core.dumpset.file_row_faults``): an
+        ``UnsafeFileNameError`` at the control-table frame, naming the row and column."""
+        faults = file_row_faults(columns, rows)
+        if not faults:
+            return
+        fault = faults[0]
+        path, offset = self._control_place()
+        raise UnsafeFileNameError(
+            f"control table row {fault.row} (FILE), column {fault.column}: {fault.name!r}"
+            f" {fault.reason}: a set names its files only inside its own directory",
+            path=path,
+            offset=offset,
+        )
+
+    def _control_place(self) -> tuple[str | None, int | None]:
+        for fileid in self.file_numbers:
+            rf = self._files[fileid]
+            if rf.header.control_position:
+                return str(rf.path), rf.header.control_position
+        return None, None
 
     def control_table(self) -> Buffer | None:
         """The uncompressed payload of the control-table frame, if the set holds one."""

@@ -20,9 +20,9 @@ from pumpkit.core.buffers import Buffer
 from pumpkit.core.dumpset import set_faults
 from pumpkit.core.frame import FrameKind, decode_frame, decode_index, payload_bytes
 from pumpkit.core.framescan import scan_frames
-from pumpkit.core.header import HEADER_SIZE, FileHeader, decode_header
+from pumpkit.core.header import HEADER_SIZE, OFFSET_BODY, FileHeader, decode_header
 from pumpkit.errors import DumpError, NotADumpFileError
-from pumpkit.io.dumpset.files import map_file
+from pumpkit.io.dumpset.files import map_file, set_member
 from pumpkit.io.dumpset.reader import DumpSetReader
 
 __all__ = ("Fault", "VerifyReport", "verify_paths")
@@ -83,7 +83,7 @@ def verify_paths(
         if header is not None:
             headers.append((str(path), header))
             for name in header.body.set_files:
-                sibling = path.parent / name
+                sibling = set_member(path.parent, name, path=path, offset=OFFSET_BODY)
                 if sibling.resolve() not in seen and sibling.exists():
                     queue.append(sibling)
     faults.extend(Fault(f.path, f.offset, f.reason) for f in set_faults(headers))

@@ -22,7 +22,7 @@ import asyncpg
 from pumpkit.core.catalog import ObjectDef, TableDef
 from pumpkit.core.ddl import quote_ident
 from pumpkit.core.plancheck import ImportPlan
-from pumpkit.core.rowcodec import PGCOPY, decode_rows
+from pumpkit.core.rowcodec import PGCOPY, iter_rows
 from pumpkit.core.translate import name_map, translate_index, translate_view
 from pumpkit.core.typemap import pg_table, pg_type_of_sqlite, row_converter, to_pg_value
 from pumpkit.errors import (
@@ -591,8 +591,9 @@ class _Loaders(GranuleLoaders):
             async for batch in batches:
                 if stop.is_set():
                     raise JobStopped
-                for values in decode_rows(batch, table=table.name):
-                    yield convert(values[skip:])
+                for chunk in iter_rows(batch, table=table.name, columns=len(table.columns)):
+                    for values in chunk:
+                        yield convert(values[skip:])
 
         try:
             async with conn.transaction():
