@@ -111,7 +111,8 @@ def check_frame(
     payload = payload_bytes(frame, decompressor)
     if header.encoding == Encoding.MSGPACK and header.kind == FrameKind.TABLE_DATA:
         # The rows, a chunk at a time, as many as the frame says (checked before decoding).
-        batch = Batch(payload, header.count, "", offset)
+        # verify names the payload (P + 32, section 11) where a reader of the rows names P.
+        batch = Batch(payload, header.count, "", offset + FRAME_HEADER_SIZE)
         for _ in iter_rows(batch, table=f"#{header.object_id}", any_rows=True):
             pass
     elif header.encoding == Encoding.MSGPACK:
