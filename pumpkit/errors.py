@@ -28,6 +28,7 @@ __all__ = (
     "CopyFormatError",
     "CorruptDumpError",
     "DumpError",
+    "DumpLimitError",
     "DumpSetFullError",
     "DumpSetNoSpaceError",
     "EncryptedError",
@@ -46,8 +47,11 @@ __all__ = (
     "NotADumpFileError",
     "PumpkitError",
     "RetryableError",
+    "SignatureError",
     "StoreError",
+    "TranslationError",
     "UnsafeDumpError",
+    "UnsafeFileNameError",
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
@@ -103,6 +107,12 @@ class EncryptedError(DumpError):
     was written with (the header's key check says so before any frame is read)."""
 
 
+class DumpLimitError(DumpError):
+    """A dump claims more than a reader takes (``pumpkit.core.limits``): a frame larger, a
+    row count higher, a payload of more values. The bytes may be sound; the claim is refused
+    before anything is allocated for it, so that memory stays bounded whatever a dump says."""
+
+
 class CorruptDumpError(DumpError):
     """A checksum, length, magic or field is wrong, or the file ends too early."""
 
@@ -121,6 +131,11 @@ class UnsupportedFeatureError(DumpError):
 
 class IncompleteSetError(DumpError):
     """A dump-file set has a file missing, twice, or from another set."""
+
+
+class SignatureError(DumpError):
+    """A signed set's signature is missing, misplaced or does not hold under the key given
+    (format 1.3, formats/dumpfile.md section 3.8): not signed by that key, or changed since."""
 
 
 class UnsafeDumpError(DumpError):
@@ -173,6 +188,17 @@ class UnsafeDumpError(DumpError):
             path=path,
             offset=offset,
         )
+
+
+class UnsafeFileNameError(DumpError):
+    """A name a dump gives one of its own files (its header's ``set_files``, its control
+    table's FILE rows) is not a plain file name: it would reach outside the set's directory
+    (``../x``, ``/etc/passwd``, ``a/b``), or it is empty or holds a NUL. ``offset`` is where
+    the name lies in the file (for a control-table row: its frame)."""
+
+    def __init__(self, reason: str, *, path: str | None = None, offset: int | None = None):
+        # The name is the dump's: no line break or escape sequence of it reaches a log.
+        super().__init__(printable(reason), path=path, offset=offset)
 
 
 # --- the caller's fault ----------------------------------------------------------------------
@@ -280,6 +306,17 @@ class ConnectorError(PumpkitError):
         self.table = table
         self.column = column
         super().__init__(message)
+
+
+class TranslationError(ConnectorError):
+    """A statement or expression of one engine's SQL has no counterpart in another's (a
+    cross-engine move): names the object (``what``) and says why (``reason``). The import
+    reports that object as left out."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what}: {reason}")
 
 
 class RetryableError(ConnectorError):

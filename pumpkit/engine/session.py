@@ -416,6 +416,10 @@ class Session:
         )
         if path.is_absolute():
             filename = path.name
+        elif path.name != filename:
+            # "sub/x.dmp": the directory part joins the folder, so that a FILE row (and the
+            # copy of it an export writes into its set) holds a plain file name.
+            folder, filename = folder / path.parent, path.name
         folder = folder.absolute()
         if not folder.is_dir():
             raise FileAccessError(f"directory {str(folder)!r} does not exist", path=str(folder))

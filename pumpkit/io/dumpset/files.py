@@ -16,9 +16,9 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from pumpkit.core.header import HEADER_SIZE, decode_header
+from pumpkit.core.header import HEADER_SIZE, decode_header, file_name_fault
 from pumpkit.core.templates import expand_template
-from pumpkit.errors import DumpError, DumpSetFullError, FileAccessError
+from pumpkit.errors import DumpError, DumpSetFullError, FileAccessError, UnsafeFileNameError
 
 __all__ = (
     "access_message",
@@ -26,6 +26,7 @@ __all__ = (
     "job_set_files",
     "map_file",
     "remove_set_files",
+    "set_member",
     "template_paths",
 )
 
@@ -40,6 +41,25 @@ def template_paths(directory: Path, template: str) -> Iterator[Path]:
             yield directory / expand_template(template, number)
         except DumpSetFullError:
             return
+
+
+def set_member(directory: Path, name: str, *, path: Path, offset: int | None = None) -> Path:
+    """The file ``name`` of the set whose file ``path`` names it, in ``directory`` and
+    nowhere else. Raises ``UnsafeFileNameError`` (with ``path`` and ``offset``) for a name
+    that is not a plain file name; a header that holds one is refused when it is decoded, so
+    this is the second gate, at the one place a set's file names become paths."""
+    fault = file_name_fault(name)
+    member = directory / name
+    if fault is None and member.parent != directory:
+        fault = "does not stay in the set's directory"
+    if fault is not None:
+        raise UnsafeFileNameError(
+            f"the set's file name {name!r} {fault}: a set names its files only inside its"
+            " own directory",
+            path=str(path),
+            offset=offset,
+        )
+    return member
 
 
 def existing_set_files(directory: Path, template: str) -> list[Path]:
