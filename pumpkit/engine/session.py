@@ -759,12 +759,18 @@ class Session:
                 if lines or now is None or now.state != record.state:
                     break
                 await anyio.sleep(_WAIT_POLL)
-        status = await job_status(self._store, handle.job_name, mask, after=handle.log_seq)
-        if mask & StatusMask.WIP:
-            lines = await self._store.log_lines(handle.job_name, handle.log_seq)
-            if lines:
-                handle.log_seq = lines[-1][0]
-        return status
+        if not mask & StatusMask.WIP:
+            return await job_status(self._store, handle.job_name, mask, after=handle.log_seq)
+        # The new lines are read once, and the handle moves past exactly those: a line logged
+        # while the rest of the status is read comes with the next call, never lost (a client
+        # counting the lines it printed would print the last ones twice at the end).
+        lines = await self._store.log_lines(handle.job_name, handle.log_seq)
+        status = await job_status(
+            self._store, handle.job_name, mask & ~StatusMask.WIP, after=handle.log_seq
+        )
+        if lines:
+            handle.log_seq = lines[-1][0]
+        return msgspec.structs.replace(status, log_lines=tuple(t for _, _, t in lines))
 
     async def log_entry(self, h: int, message: str) -> None:
         """Add a line to the job's log. Valid in DEFINING, EXECUTING, IDLING, STOP PENDING,
