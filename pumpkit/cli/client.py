@@ -266,7 +266,7 @@ class Client:
                 return None
             await self.session.stop_job(self.handle, keep_master=False)
             print(f"Job {self.job_name} killed", file=self.out, flush=True)
-            return ExitCode.STOPPED
+            return ExitCode.KILLED
         elif command == "START_JOB":
             skip = value.upper() == "SKIP_CURRENT"
             await self.session.start_job(self.handle, skip_current=skip, detached=True)
