@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pumpkit import __version__
-from pumpkit.cli import inspect, jobs
+from pumpkit.cli import cat, inspect, jobs
 from pumpkit.errors import (
     BadStateError,
     FileAccessError,
@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     jobs.add_commands(commands)
     inspect.add_commands(commands)
+    cat.add_commands(commands)
     return top
 
 
