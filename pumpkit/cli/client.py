@@ -25,7 +25,7 @@ from pumpkit.engine.session import Session
 from pumpkit.errors import PumpkitError
 from pumpkit.exitcodes import ExitCode
 
-__all__ = ("Client", "exit_code_for", "progress_line")
+__all__ = ("Client", "exit_code_for", "progress_line", "status_report")
 
 HELP = """\
 The following commands are valid while in interactive mode.
@@ -70,6 +70,7 @@ def progress_line(status: Status, elapsed: float) -> str:
 
 
 def status_report(status: Status) -> str:
+    """expdp's STATUS: the job, its progress, what it waits for, its files and workers."""
     lines = [
         f"Job: {status.job_name}",
         f"  Operation: {status.operation}  Mode: {status.job_mode}  State: {status.state}",
@@ -78,6 +79,8 @@ def status_report(status: Status) -> str:
         f"  rows {status.completed_rows:,}/{status.total_rows:,}"
         f"  bytes {status.completed_bytes:,}",
     ]
+    if status.waiting_for:
+        lines.append(f"  Waiting: {status.waiting_for}")
     for f in status.files:
         limit = f" (max {f.max_size:,})" if f.max_size else ""
         lines.append(f"  {f.file_type} file: {f.file_name}, {f.size:,} bytes{limit}")
@@ -105,6 +108,7 @@ class Client:
         stdin: TextIO = sys.stdin,
         show_progress: bool | None = None,
         foreground: bool = False,
+        home: str | None = None,
     ) -> None:
         self.session = session
         self.handle = handle
@@ -116,6 +120,7 @@ class Client:
         self.interactive_input = stdin.isatty()
         self.show_progress = err.isatty() if show_progress is None else show_progress
         self.foreground = foreground
+        self.home = home
         self.filesize: str | None = None
         self.status_every: float | None = None
         self._interrupted = anyio.Event()
@@ -187,7 +192,22 @@ class Client:
         final = await self.session.final_status(self.job_name)
         self._print_lines(final.log_lines[self._printed :])
         await self.session.release(self.handle)
-        return exit_code_for(final)
+        code = exit_code_for(final)
+        if code == ExitCode.FAULT and final.state == JobState.STOPPED.value:
+            print(self.failed_advice(), file=self.out, flush=True)
+        return code
+
+    def failed_advice(self) -> str:
+        """What a user can do with a job that failed: its control table is kept (as Oracle
+        keeps a master table), so it can be restarted once the cause is fixed, or dropped."""
+        attach = f"pumpkit attach {self.job_name}"
+        if self.home:
+            attach += f" --home {self.home}"
+        return (
+            f"Job {self.job_name} is kept STOPPED with its control table.\n"
+            f"  To restart it once the cause is fixed: {attach}, then START_JOB\n"
+            f"  To drop it: {attach}, then KILL_JOB"
+        )
 
     # -- interactive mode
 

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import anyio
 import msgspec
 
-from pumpkit.cli.client import Client
+from pumpkit.cli.client import Client, status_report
 from pumpkit.cli.selection import (
     LIST_KEYS,
     PARFILE_KEYS,
@@ -33,6 +33,7 @@ _PARFILE_KEYS = {
     "DIRECTORY": "directory",
     "DUMPFILE": "dumpfile",
     "LOGFILE": "logfile",
+    "NOLOGFILE": "nologfile",
     "JOB_NAME": "job_name",
     "PARALLEL": "parallel",
     "FULL": "full",
@@ -63,7 +64,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             "--dumpfile",
             help="dump file names, comma-separated; %%U makes 01, 02, ... (default expdat.dmp)",
         )
-        p.add_argument("--logfile", help="log file name, in --directory")
+        p.add_argument("--logfile", help=f"log file name, in --directory (default {operation}.log)")
+        p.add_argument("--nologfile", action="store_true", help="write no log file (NOLOGFILE=YES)")
         p.add_argument(
             "--job-name",
             help=f"the job's name (default SYS_{operation.upper()}_FULL_01, _02 and so on;"
@@ -277,8 +279,10 @@ async def _define_and_watch(
         )
         for dumpfile in dumpfiles:
             await _add_dump_file(session, h, dumpfile, directory, options)
-        if options.get("logfile"):
-            name = options["logfile"]
+        if not _yes(options.get("nologfile")):
+            # As expdp and impdp: export.log or import.log in the dump directory unless
+            # NOLOGFILE (an SQLFILE import's log too).
+            name = options.get("logfile") or f"{operation.lower()}.log"
             await session.add_file(
                 h, name, _folder_of(name, directory), filetype="LOG", reusefile=True
             )
@@ -307,6 +311,7 @@ async def _define_and_watch(
             err=err,
             show_progress=False if args.quiet else None,
             foreground=args.foreground,
+            home=args.home,
         )
         return await client.run()
 
@@ -378,8 +383,13 @@ def run_attach(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
             password = password_of(vars(args))
             if password:
                 await session.set_parameter(h, "ENCRYPTION_PASSWORD", password)
-            operation = (await session.final_status(args.job)).operation or "Job"
-            client = Client(session, h, prompt=operation.capitalize(), out=out, err=err)
+            status = await session.final_status(args.job)
+            operation = status.operation or "Job"
+            # As expdp's ATTACH: the job's status first, then the prompt.
+            print(status_report(status), file=out, flush=True)
+            client = Client(
+                session, h, prompt=operation.capitalize(), out=out, err=err, home=args.home
+            )
             return await client.run(interactive_first=True)
 
     return anyio.run(attach)
