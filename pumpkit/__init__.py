@@ -24,7 +24,8 @@ The map of the house (three layers; nothing imports upward: tests/test_layering.
       parameters.py, status.py  job parameters; what GET_STATUS answers
     io/                       the only code that touches files, databases and user code
       dumpfile.py, setfiles.py  dump-set writer, reader, verify, info; a set's files by name
-      store/                  the control store: base.py (the interface), sqlite.py
+      store/                  the control store: base.py (the interface), sqlite.py;
+                              clients.py (which attached clients still run)
       connectors/             base.py (Source, Target, readers, loaders), sqlite/, postgres/
       usercode.py, inmods.py  user functions by name (REMAP_DATA, modules); built-in INMODs
       dumpset/rows.py         a set's rows read offline, table by table (`pumpkit cat`)
