@@ -234,3 +234,23 @@ def test_a_table_sqlglot_cannot_read_whole_loses_only_the_element_it_cannot_read
     db.execute("INSERT INTO ty VALUES ('12.3400')")
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO ty VALUES ('-5000')")
+
+
+def test_the_index_of_a_partitioned_table_from_pg_dump() -> None:
+    sql = translate_index(
+        "CREATE INDEX m_v ON ONLY public.m USING btree (lower(v));",
+        source="postgres",
+        target="sqlite",
+        name="m_v",
+        table="m",
+    )
+    assert sql == 'CREATE INDEX "m_v" ON "m"(LOWER("v"))'
+    # ONLY is cut as a token: a name that spells it is a name.
+    sql = translate_index(
+        'CREATE INDEX "ON ONLY" ON public."only" USING btree ("only")',
+        source="postgres",
+        target="sqlite",
+        name="ON ONLY",
+        table="only",
+    )
+    assert sql == 'CREATE INDEX "ON ONLY" ON "only"("only")'
