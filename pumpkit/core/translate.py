@@ -21,6 +21,12 @@ target's dialect. What differs:
   raises :class:`~pumpkit.errors.TranslationError` naming the object and the function, as
   does anything the target's generator cannot write, or SQL that does not parse.
 
+What is translated is what sqlglot knows to mean the same in both engines; a few differences
+of meaning remain and are the user's to know: ``LIKE`` ignores ASCII case in SQLite and not
+in PostgreSQL; ``lower()`` folds all of Unicode in PostgreSQL where NOCASE folds ASCII only;
+a function both dialects spell alike but only one engine has (``typeof``, ``hex``) is left
+for the target to refuse, which the import then reports with the target's reason.
+
 Pure: text in, text out. Nothing here depends on a job state.
 """
 
@@ -162,13 +168,22 @@ def _one(sql: str, dialect: Dialect, what: str, kind: str) -> exp.Create:
 
 
 def _expression(sql: str, dialect: Dialect, what: str) -> exp.Expression:
-    trees = _statements(sql, dialect, what)
-    if len(trees) != 1:
+    """The one expression ``sql`` is, read as the one projection of a SELECT (where any
+    expression may stand, ``replace(a, 'x', 'y')`` too); anything more is refused."""
+    trees = _statements(f"SELECT {sql}", dialect, what)
+    tree = trees[0] if len(trees) == 1 else None
+    if (
+        not isinstance(tree, exp.Select)
+        or len(tree.expressions) != 1
+        or any(v for k, v in tree.args.items() if k != "expressions")
+    ):
         raise TranslationError(what, "its SQL is not one expression")
-    return trees[0]
+    return tree.expressions[0]
 
 
 def _check_functions(tree: exp.Expression, target: Dialect, what: str) -> None:
+    for _ in tree.find_all(exp.Command):
+        raise TranslationError(what, "it holds SQL that sqlglot does not read")
     for node in tree.find_all(exp.Anonymous):
         raise TranslationError(
             what,
