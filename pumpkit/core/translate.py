@@ -178,7 +178,8 @@ def _expression(sql: str, dialect: Dialect, what: str) -> exp.Expression:
         or any(v for k, v in tree.args.items() if k != "expressions")
     ):
         raise TranslationError(what, "its SQL is not one expression")
-    return tree.expressions[0]
+    found: exp.Expression = tree.expressions[0]
+    return found
 
 
 def _check_functions(tree: exp.Expression, target: Dialect, what: str) -> None:
