@@ -28,7 +28,9 @@ __all__ = (
     "CopyFormatError",
     "CorruptDumpError",
     "DumpError",
+    "DumpLimitError",
     "DumpSetFullError",
+    "DumpSetNoSpaceError",
     "EncryptedError",
     "ErrorLimitReached",
     "FileAccessError",
@@ -38,18 +40,22 @@ __all__ = (
     "InvalidHandleError",
     "InvalidStateError",
     "InvalidTransitionError",
+    "JobHeldError",
     "JobStopped",
     "JobTakenOverError",
     "LayoutError",
     "NotADumpFileError",
     "PumpkitError",
     "RetryableError",
+    "SignatureError",
     "StoreError",
     "TranslationError",
     "UnsafeDumpError",
+    "UnsafeFileNameError",
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
+    "WorkerDiedError",
 )
 
 
@@ -101,6 +107,12 @@ class EncryptedError(DumpError):
     was written with (the header's key check says so before any frame is read)."""
 
 
+class DumpLimitError(DumpError):
+    """A dump claims more than a reader takes (``pumpkit.core.limits``): a frame larger, a
+    row count higher, a payload of more values. The bytes may be sound; the claim is refused
+    before anything is allocated for it, so that memory stays bounded whatever a dump says."""
+
+
 class CorruptDumpError(DumpError):
     """A checksum, length, magic or field is wrong, or the file ends too early."""
 
@@ -119,6 +131,11 @@ class UnsupportedFeatureError(DumpError):
 
 class IncompleteSetError(DumpError):
     """A dump-file set has a file missing, twice, or from another set."""
+
+
+class SignatureError(DumpError):
+    """A signed set's signature is missing, misplaced or does not hold under the key given
+    (format 1.3, formats/dumpfile.md section 3.8): not signed by that key, or changed since."""
 
 
 class UnsafeDumpError(DumpError):
@@ -171,6 +188,17 @@ class UnsafeDumpError(DumpError):
             path=path,
             offset=offset,
         )
+
+
+class UnsafeFileNameError(DumpError):
+    """A name a dump gives one of its own files (its header's ``set_files``, its control
+    table's FILE rows) is not a plain file name: it would reach outside the set's directory
+    (``../x``, ``/etc/passwd``, ``a/b``), or it is empty or holds a NUL. ``offset`` is where
+    the name lies in the file (for a control-table row: its frame)."""
+
+    def __init__(self, reason: str, *, path: str | None = None, offset: int | None = None):
+        # The name is the dump's: no line break or escape sequence of it reaches a log.
+        super().__init__(printable(reason), path=path, offset=offset)
 
 
 # --- the caller's fault ----------------------------------------------------------------------
@@ -243,6 +271,25 @@ class JobTakenOverError(BadStateError):
     message names the job and that process."""
 
 
+class JobHeldError(InvalidStateError, JobTakenOverError):
+    """A call lost a race: another session or process started the job first (START_JOB), or
+    holds its name (OPEN). Still Table 6-1's refusal (``procedure``, ``state``, ``valid``);
+    the message names the job and, where one runs it, the process (``holder``). The CLI
+    exits JOB_TAKEN (8)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        procedure: str,
+        state: str,
+        valid: tuple[str, ...],
+        holder: str | None = None,
+    ) -> None:
+        self.holder = holder
+        super().__init__(message, procedure=procedure, state=state, valid=valid)
+
+
 # --- the environment's fault -----------------------------------------------------------------
 
 
@@ -275,6 +322,17 @@ class TranslationError(ConnectorError):
 class RetryableError(ConnectorError):
     """The database itself failed (locked, busy, I/O, the connection lost), not the work's
     SQL: the work can be rolled back and tried again."""
+
+
+class WorkerDiedError(PumpkitError):
+    """A worker process of the job died (killed, crashed) while it held a granule: the
+    control process replaces it and redoes the granule, up to a limit per job.
+    ``worker`` is its number (from 1), ``table`` what it was reading."""
+
+    def __init__(self, message: str, *, worker: int, table: str | None = None) -> None:
+        self.worker = worker
+        self.table = table
+        super().__init__(message)
 
 
 class InmodError(PumpkitError):
@@ -333,3 +391,15 @@ class LayoutError(ValueError):
 
 class DumpSetFullError(PumpkitError):
     """No file of the dump-file set can take more bytes (FILESIZE reached, templates used up)."""
+
+
+class DumpSetNoSpaceError(DumpSetFullError):
+    """The file system of a dump file has no room (ENOSPC, EDQUOT, EFBIG): nothing of the
+    frame was kept, the file stays at its last durable point. Like a full set, a wait: for
+    ADD_FILE in another directory (the set goes on in a new file there) or for space freed
+    and CONTINUE (the set goes on in place). ``path`` is the file, ``reason`` the OS's."""
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(message)

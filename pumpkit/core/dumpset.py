@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pumpkit.core.header import OFFSET_FILE_NUMBER, OFFSET_GUID, FileHeader
+from pumpkit.core.header import OFFSET_FILE_NUMBER, OFFSET_GUID, FileHeader, file_name_fault
 from pumpkit.errors import DumpError, IncompleteSetError
 
-__all__ = ("SetFault", "set_faults")
+__all__ = ("FileRowFault", "SetFault", "file_row_faults", "set_faults")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,4 +106,48 @@ def set_faults(files: Sequence[tuple[str, FileHeader]]) -> list[SetFault]:
         for n in range(1, expected + 1)
         if n not in by_number
     )
+    return faults
+
+
+@dataclass(frozen=True, slots=True)
+class FileRowFault:
+    """A FILE row of a set's control table that names a file by more than a plain name:
+    the row's place in the table (0-based), the column and why."""
+
+    row: int
+    column: str
+    name: str
+    reason: str
+
+
+def file_row_faults(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> list[FileRowFault]:
+    """Every FILE row of a control table (as an export copies it into its set) whose file
+    name is not a plain file name. ``user_file_name`` (the name or template the export was
+    given) must be one; ``file_name`` is the exporter's own path of the file, which an
+    import never opens, but its last part must be a plain name and no part of it ``..``.
+    Empty: every FILE row is plain."""
+    at = {name: i for i, name in enumerate(columns)}
+    if "object_type" not in at:
+        return []
+    faults = []
+    for number, row in enumerate(rows):
+        if len(row) <= at["object_type"] or row[at["object_type"]] != "FILE":
+            continue
+        for column in ("user_file_name", "file_name"):
+            if column not in at or at[column] >= len(row) or row[at[column]] is None:
+                continue
+            value = row[at[column]]
+            if not isinstance(value, str):
+                faults.append(FileRowFault(number, column, repr(value), "is not a string"))
+                continue
+            name = value
+            if column == "file_name":
+                parts = value.split("/")
+                name = parts[-1]
+                if ".." in parts:
+                    faults.append(FileRowFault(number, column, value, "holds a '..' part"))
+                    continue
+            fault = file_name_fault(name)
+            if fault is not None:
+                faults.append(FileRowFault(number, column, value, fault))
     return faults

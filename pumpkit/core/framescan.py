@@ -30,11 +30,14 @@ from pumpkit.core.frame import (
     FrameHeader,
     FrameKind,
     IndexEntry,
+    check_encoding,
     decode_frame,
     parse_frame_header,
     payload_bytes,
 )
-from pumpkit.errors import CorruptDumpError, DumpError
+from pumpkit.core.limits import check_frame_claims, check_value_count
+from pumpkit.core.rowcodec import Batch, iter_rows
+from pumpkit.errors import CorruptDumpError, DumpError, DumpLimitError
 
 __all__ = (
     "FrameScan",
@@ -92,24 +95,35 @@ def check_frame(
     data: Buffer, offset: int, decompressor: zstandard.ZstdDecompressor | None = None
 ) -> FrameHeader:
     """Check everything about the frame at ``offset`` that can be checked without a schema:
-    both checksums, that a compressed payload decompresses to its declared length, that a
-    MSGPACK payload decodes. An encrypted frame's payload is checked by its checksum only
+    both checksums, that its claims are within a reader's limits (``pumpkit.core.limits``),
+    that a compressed payload decompresses to its declared length, that a MSGPACK payload
+    decodes and, for TABLE_DATA, holds as many rows as the frame header's count says. An encrypted frame's payload is checked by its checksum only
     (its contents need the password; reading it checks the tag).
 
     Raises the ``DumpError`` of section 11, its offset in ``data``.
     """
     frame = decode_frame(data, offset)
-    if frame.header.encrypted:
-        return frame.header
+    header = frame.header
+    check_encoding(header)
+    check_frame_claims(header)  # before anything is decompressed (pumpkit.core.limits)
+    if header.encrypted:
+        return header
     payload = payload_bytes(frame, decompressor)
-    if frame.header.encoding == Encoding.MSGPACK:
+    if header.encoding == Encoding.MSGPACK and header.kind == FrameKind.TABLE_DATA:
+        # The rows, a chunk at a time, as many as the frame says (checked before decoding).
+        # verify names the payload (P + 32, section 11) where a reader of the rows names P.
+        batch = Batch(payload, header.count, "", offset + FRAME_HEADER_SIZE)
+        for _ in iter_rows(batch, table=f"#{header.object_id}", any_rows=True):
+            pass
+    elif header.encoding == Encoding.MSGPACK:
+        check_value_count(payload, offset)
         try:
             _any_decoder.decode(payload)
         except msgspec.DecodeError as exc:
             raise CorruptDumpError(
                 f"msgpack payload does not decode: {exc}", offset=offset + FRAME_HEADER_SIZE
             ) from None
-    return frame.header
+    return header
 
 
 def find_next_frame(data: Buffer, offset: int) -> int | None:
@@ -142,6 +156,13 @@ def scan_frames(data: Buffer, start: int) -> FrameScan:
     while offset < len(view):
         try:
             header = check_frame(view, offset, decompressor)
+        except DumpLimitError as exc:
+            # A sound frame that claims more than a reader takes: a fault, and the scan
+            # goes on right after it (its header holds; its payload is not looked at).
+            scan.faults.append(
+                ScanFault(exc.offset if exc.offset is not None else offset, exc.reason)
+            )
+            header = parse_frame_header(view, offset)  # check_frame checked both CRCs first
         except DumpError as exc:
             scan.faults.append(
                 ScanFault(exc.offset if exc.offset is not None else offset, exc.reason)

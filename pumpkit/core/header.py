@@ -21,9 +21,11 @@ import msgspec
 
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.checksum import crc32
+from pumpkit.core.msgpackscan import container, skip, str_at
 from pumpkit.errors import (
     CorruptDumpError,
     NotADumpFileError,
+    UnsafeFileNameError,
     UnsupportedFeatureError,
     UnsupportedVersionError,
 )
@@ -41,7 +43,9 @@ __all__ = (
     "HeaderFlags",
     "decode_header",
     "encode_header",
+    "file_name_fault",
     "is_dump_magic",
+    "set_files_offset",
 )
 
 #: ``\x89 P K D \r \n \x1a \n``: the high first byte catches 7-bit channels, ``PKD`` names
@@ -49,7 +53,7 @@ __all__ = (
 #: reverse conversion (the PNG trick).
 MAGIC = b"\x89PKD\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 HEADER_SIZE = 4096
 
 # The fixed prefix, little-endian; offsets are the spec's.
@@ -117,6 +121,10 @@ class HeaderBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
     kdf_r: int = 0
     kdf_p: int = 0
     key_check: bytes = b""
+    # Format 1.3: a signed set (section 3.8). ``signature`` MUST stay the last key: a verifier
+    # finds its 64 bytes at the end of the body.
+    signature_algorithm: str = ""
+    signature: bytes = b""
 
 
 class FileHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -304,6 +312,21 @@ def decode_header(data: Buffer) -> FileHeader:
         body = _body_decoder.decode(view[PREFIX_SIZE : PREFIX_SIZE + body_length])
     except msgspec.DecodeError as exc:
         raise CorruptDumpError(f"header body is not valid: {exc}", offset=OFFSET_BODY) from None
+    if bool(flags & HeaderFlags.ENCRYPTED) != (body.encryption != "none"):
+        raise CorruptDumpError(
+            f"the ENCRYPTED flag and the body's encryption {body.encryption!r} disagree",
+            offset=OFFSET_FLAGS,
+        )
+
+    for i, name in enumerate(body.set_files):
+        fault = file_name_fault(name)
+        if fault is not None:
+            raise UnsafeFileNameError(
+                f"set_files[{i}] {name!r} {fault}: a set names its files only inside its own"
+                " directory",
+                offset=OFFSET_BODY
+                + set_files_offset(view[PREFIX_SIZE : PREFIX_SIZE + body_length], i),
+            )
     return FileHeader(
         major=major,
         minor=minor,
@@ -317,3 +340,55 @@ def decode_header(data: Buffer) -> FileHeader:
         control_position=control_position,
         body=body,
     )
+
+
+#: The longest file name most file systems hold (NAME_MAX), in UTF-8 bytes.
+MAX_FILE_NAME_BYTES = 255
+
+
+def file_name_fault(name: str) -> str | None:
+    """Why ``name`` is not a plain file name (one that can only name a file in the directory it
+    is resolved in), or ``None`` when it is one. A dump names its own files (``set_files``,
+    the control table's FILE rows) only by such names: a directory part, an absolute path,
+    ``.``/``..``, a NUL, an empty name or a control character is refused."""
+    if not name:
+        return "is empty"
+    if "\x00" in name:
+        return "holds a NUL"
+    if "/" in name or "\\" in name:
+        return "holds a directory separator"
+    if name in (".", ".."):
+        return "names a directory"
+    if not name.isprintable():
+        return "holds a control character"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES:
+        return f"is longer than {MAX_FILE_NAME_BYTES} bytes"
+    return None
+
+
+def set_files_offset(body: Buffer, index: int) -> int:
+    """The offset, in the msgpack header body ``body``, of string ``index`` of its
+    ``set_files`` array (of the array itself when it has no such element; 0 when the body
+    has no ``set_files``). For error messages: it walks the encoded map, skipping values."""
+    view = memoryview(body).cast("B")
+    try:
+        top = container(view, 0)
+        if top is None:
+            return 0
+        pos, entries = top
+        for _ in range(entries // 2):
+            key = str_at(view, pos)
+            pos = skip(view, pos)
+            if key != "set_files":
+                pos = skip(view, pos)
+                continue
+            array = container(view, pos)
+            if array is None or index >= array[1]:
+                return pos
+            pos = array[0]
+            for _ in range(index):
+                pos = skip(view, pos)
+            return pos
+    except (IndexError, ValueError):
+        pass
+    return 0

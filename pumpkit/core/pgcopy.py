@@ -80,6 +80,7 @@ from functools import lru_cache
 from typing import Final, NoReturn
 
 from pumpkit.core.buffers import Buffer
+from pumpkit.core.limits import MAX_DATA_FRAME_BYTES
 from pumpkit.errors import CopyFormatError
 
 __all__ = (
@@ -647,6 +648,14 @@ class CopyDecoder:
             return []
         if self._phase == _DONE:
             self._fail("bytes after the trailer", self._base + self._pos)
+        if self._need > MAX_DATA_FRAME_BYTES:
+            # A length field is a claim: no more than one frame's worth is held for it.
+            self._fail(
+                f"a row needs {self._need:,} bytes, more than the {MAX_DATA_FRAME_BYTES:,} a"
+                " reader takes (pumpkit.core.limits)",
+                self._base + self._pos,
+                row=self.rows + 1,
+            )
         self._pending.append(data)
         self._pending_size += len(data)
         if len(self._buf) - self._pos + self._pending_size < self._need:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from functools import partial
 from pathlib import Path
 
@@ -33,8 +35,9 @@ from pumpkit.core.control_table import (
     table_def_of,
     tables_of,
 )
-from pumpkit.core.frame import Location
+from pumpkit.core.frame import FrameKind, Location
 from pumpkit.core.jobplan import before_data, plan_added, plan_import
+from pumpkit.core.limits import MAX_DATA_FRAME_BYTES
 from pumpkit.core.plancheck import ImportPlan, check_plan
 from pumpkit.core.rowcodec import Batch
 from pumpkit.core.selecting import remap_object, remap_table, select_rows
@@ -58,15 +61,22 @@ from pumpkit.io.connectors.base import (
     Target,
 )
 from pumpkit.io.dumpset.files import existing_set_files
+from pumpkit.io.dumpset.keys import read_verify_key
 from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.io.usercode import remapper
 
 __all__ = ("open_set", "planned_import", "run_import")
 
-# Decoded batches a reader may hold ahead of the loader (back-pressure).
-READ_AHEAD_BATCHES = 1
+# Decoded batches a reader may hold ahead of the loader (back-pressure): none waits in the
+# stream; the reader decodes the next frame while the loader inserts one and hands it over.
+READ_AHEAD_BATCHES = 0
+#: Decoded bytes the readers of granules not yet loading may hold (``DecodedBudget``).
+MAX_HELD_DECODED = MAX_DATA_FRAME_BYTES
+#: A batch and the room it holds in the budget.
+Held = tuple[Batch, int]
 #: A granule ready to load: its row, and the stream its reader fills with its batches.
-Ready = tuple[ControlRow, MemoryObjectReceiveStream[Batch]]
+Ready = tuple[ControlRow, MemoryObjectReceiveStream[Held]]
 _encode = msgspec.msgpack.encode
 #: Control rows that describe an object (not a table, its rows, or the schema archive).
 _OBJECTS = frozenset(OBJECT_TYPES) - {"TABLE", "TABLE_DATA", "PG_SCHEMA"}
@@ -84,10 +94,37 @@ async def open_set(job: Job) -> DumpSetReader:
     reader = await anyio.to_thread.run_sync(DumpSetReader.open, paths)
     try:
         await anyio.to_thread.run_sync(reader.unlock, job.password)
+        verify_key_path = str(job.parameters.get("VERIFY_KEY") or "")
+        if verify_key_path:
+            # A signed set is checked whole before any object is made (format 1.3).
+            key = read_verify_key(verify_key_path)
+            await anyio.to_thread.run_sync(reader.check_signature, key)
     except BaseException:
         reader.close()
         raise
     return reader
+
+
+async def verify_set(job: Job, reader: DumpSetReader) -> None:
+    """VERIFY=1 (the default): every byte of every file of the set checked, as ``pumpkit
+    verify`` does, before anything in the target changes. Raises ``CorruptDumpError`` naming
+    the first faults (file and offset) when the set is damaged: the import then changed
+    nothing."""
+    paths = [reader.path_of(n) for n in reader.file_numbers]
+    report = await anyio.to_thread.run_sync(verify_paths, paths)
+    if not report.sound:
+        first = report.faults[0]
+        shown = "; ".join(str(f) for f in report.faults[:3])
+        raise CorruptDumpError(
+            f"the dump-file set is damaged, nothing was imported ({len(report.faults)}"
+            f" fault(s); `pumpkit verify` lists them all; VERIFY=0 skips this check): {shown}",
+            path=first.path,
+            offset=first.offset,
+        )
+    await job.log(
+        f"Dump-file set verified before the import: {report.files} file(s),"
+        f" {report.frames} frames, {report.rows} rows, sound"
+    )
 
 
 async def run_import(job: Job) -> None:
@@ -96,6 +133,8 @@ async def run_import(job: Job) -> None:
 
     reader = await open_set(job)
     try:
+        if int(job.parameters.get("VERIFY", 1)):
+            await verify_set(job, reader)
         sql_files = [f for f in job.files if f.file_type == "SQL"]
         if sql_files:
             await write_sqlfile(job, reader, sql_files[0])
@@ -115,6 +154,7 @@ async def _dump_rows(reader: DumpSetReader) -> list[ControlRow]:
         )
     try:
         doc = msgspec.msgpack.decode(payload)
+        reader.check_file_rows(doc["columns"], doc["rows"])
         return plan_import(doc["columns"], doc["rows"], now=time.time())
     except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
         raise DumpError(f"the set's control table does not decode: {exc}", path=where) from None
@@ -461,12 +501,76 @@ def _early_objects(
 
 
 def read_batch(reader: DumpSetReader, frame: FrameRef) -> Batch:
-    """The payload of the TABLE_DATA frame ``frame`` names (blocking: run it in a thread)."""
+    """The payload of the TABLE_DATA frame ``frame`` names (blocking: run it in a thread).
+    The frame's header must say the rows the control table records for it (checked once
+    the payload has passed its checksum, tag and limits)."""
+    where = str(reader.path_of(frame.fileid))
     payload = reader.read(Location(frame.fileid, frame.position, frame.length))
-    return Batch(payload, frame.rows, str(reader.path_of(frame.fileid)), frame.position)
+    header = reader.read_frame(frame.fileid, frame.position, frame.length).header
+    if header.kind != FrameKind.TABLE_DATA or header.count != frame.rows:
+        raise CorruptDumpError(
+            f"the frame at {frame.position} is of kind {header.kind} with {header.count}"
+            f" rows; the control table records TABLE_DATA with {frame.rows}",
+            path=where,
+            offset=frame.position,
+        )
+    return Batch(payload, frame.rows, where, frame.position)
+
+
+def frame_size(reader: DumpSetReader, frame: FrameRef) -> int:
+    """What the frame ``frame`` names decodes to, as its header claims (checked against the
+    reader's limits when it is read); blocking."""
+    return reader.read_frame(frame.fileid, frame.position, frame.length).header.uncompressed_length
+
+
+class DecodedBudget:
+    """The bytes of decoded frames an import holds ahead of its loaders, bounded.
+
+    A reader takes room for a frame before decoding it and the loader gives it back once the
+    frame's rows are in. The readers of the granules being loaded never wait for room (the
+    loader waits on them: one frame each in hand, one being inserted); the others wait
+    while the room is taken, so whatever the frames claim, what waits decoded for the
+    loaders is at most ``MAX_HELD_DECODED`` bytes (one frame of any size when nothing else
+    is held)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.loading: set[tuple[int, int]] = set()
+        self._changed = anyio.Condition()
+
+    async def take(self, key: tuple[int, int], size: int) -> int:
+        """Room for ``size`` bytes of granule ``key``; the bytes taken (0 while it loads)."""
+        async with self._changed:
+            while key not in self.loading and self.used and self.used + size > self.limit:
+                await self._changed.wait()
+            if key in self.loading:
+                return 0
+            self.used += size
+            return size
+
+    async def give(self, size: int) -> None:
+        if not size:
+            return
+        async with self._changed:
+            self.used -= size
+            self._changed.notify_all()
+
+    async def load(self, key: tuple[int, int], loading: bool) -> None:
+        async with self._changed:
+            if loading:
+                self.loading.add(key)
+            else:
+                self.loading.discard(key)
+            self._changed.notify_all()
 
 
 TableKey = tuple[str, str]
+
+
+def _granule(row: ControlRow) -> tuple[int, int]:
+    """A data granule's key: its process order and duplicate number."""
+    return (row.process_order, row.duplicate)
 
 
 def _key(row: ControlRow) -> TableKey:
@@ -552,8 +656,10 @@ async def _import_data(
     # it still holds is closed.
     clones = [ready_receive.clone() for _ in range(loaders_count)]
 
+    budget = DecodedBudget(MAX_HELD_DECODED)
+
     async def read(name: str, number: int, row: ControlRow) -> None:
-        send, receive = anyio.create_memory_object_stream[Batch](READ_AHEAD_BATCHES)
+        send, receive = anyio.create_memory_object_stream[Held](READ_AHEAD_BATCHES)
         try:
             await job.mark(
                 row,
@@ -572,11 +678,18 @@ async def _import_data(
             for frame in row.frame_refs():
                 if job.stop_event.is_set():
                     return
-                batch = await anyio.to_thread.run_sync(partial(read_batch, reader, frame))
+                size = await anyio.to_thread.run_sync(partial(frame_size, reader, frame))
+                taken = await budget.take(_granule(row), size)
                 try:
-                    await send.send(batch)
+                    batch = await anyio.to_thread.run_sync(partial(read_batch, reader, frame))
+                    await send.send((batch, taken))
                 except anyio.BrokenResourceError:
+                    await budget.give(taken)
                     return  # the loader failed or stopped: its error is the one to report
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await budget.give(taken)
+                    raise
 
     async def load(number: int, granules: MemoryObjectReceiveStream[Ready]) -> None:
         async with granules:
@@ -586,8 +699,17 @@ async def _import_data(
                 finally:
                     batches.close()  # also when it failed before reading it
 
+    async def held(batches: MemoryObjectReceiveStream[Held]) -> AsyncGenerator[Batch]:
+        """The batches, each one's room given back once the loader asks for the next."""
+        async for batch, taken in batches:
+            try:
+                yield batch
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await budget.give(taken)
+
     async def load_granule(
-        number: int, row: ControlRow, batches: MemoryObjectReceiveStream[Batch]
+        number: int, row: ControlRow, batches: MemoryObjectReceiveStream[Held]
     ) -> None:
         table = tables[_key(row)]
         pipe, condition = pipes.get(_key(row), (None, None))
@@ -601,8 +723,13 @@ async def _import_data(
             append=_key(row) in appending,
         )
         started = time.time()
-        async with batches:
-            await loaders.load(number, request, batches, pipe, job.stop_event)
+        await budget.load(_granule(row), True)
+        try:
+            async with batches, aclosing(held(batches)) as given:
+                await loaders.load(number, request, given, pipe, job.stop_event)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await budget.load(_granule(row), False)
         await job.mark(
             row,
             RowUpdate(

@@ -44,6 +44,7 @@ from pumpkit.core.header import (
     HeaderFlags,
     decode_header,
     encode_header,
+    file_name_fault,
 )
 from pumpkit.core.templates import expand_template
 from pumpkit.errors import (
@@ -99,7 +100,10 @@ def header_bodies(draw: st.DrawFn) -> HeaderBody:
         data_compressed=draw(st.booleans()),
         encryption=draw(SHORT_TEXT),
         set_file_count=draw(MSGPACK_INT),
-        set_files=tuple(draw(st.lists(SHORT_TEXT, max_size=6))),
+        # A set's files have plain names (a reader refuses others: tests/hostile).
+        set_files=tuple(
+            draw(st.lists(SHORT_TEXT.filter(lambda n: file_name_fault(n) is None), max_size=6))
+        ),
     )
 
 
@@ -113,6 +117,9 @@ def file_headers(draw: st.DrawFn, header_size: int = HEADER_SIZE) -> FileHeader:
     flags = (HeaderFlags.CLEAN_CLOSE if clean else 0) | (
         HeaderFlags.CONTROL_TABLE if control else 0
     )
+    body = draw(header_bodies())
+    if body.encryption != "none":  # the ENCRYPTED flag says what the body says (3.6 step 10)
+        flags |= HeaderFlags.ENCRYPTED
     data_end = draw(st.just(0) | position)
     index = 0
     if data_end > size and draw(st.booleans()):
@@ -130,7 +137,7 @@ def file_headers(draw: st.DrawFn, header_size: int = HEADER_SIZE) -> FileHeader:
         data_end=data_end,
         index_position=index,
         control_position=draw(position) if control else 0,
-        body=draw(header_bodies()),
+        body=body,
     )
 
 

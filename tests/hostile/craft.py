@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,10 @@ from typing import Any
 import msgspec
 
 from pumpkit.core.frame import Encoding, FrameKind, decode_frame, payload_bytes
-from pumpkit.core.header import decode_header
+from pumpkit.core.header import decode_header, encode_header
 from pumpkit.io.dumpset.writer import DumpSetWriter
 
-__all__ = ("DumpCopy", "FrameCopy")
+__all__ = ("DumpCopy", "FrameCopy", "rewrite_header")
 
 _SKIPPED = (FrameKind.INDEX, FrameKind.END)
 
@@ -45,10 +46,11 @@ class FrameCopy:
     count: int
     encoding: int
     compressed: bool
-    data: bytes
+    data: bytes | Callable[[], bytes]  # a callable makes a big payload only as it is written
     origin: tuple[int, int]  # (file number, position) in the set it was read from
 
     def decoded(self) -> Any:
+        assert isinstance(self.data, bytes)
         return msgspec.msgpack.decode(self.data)
 
 
@@ -193,6 +195,39 @@ class DumpCopy:
         definition.update({"name": new_name, **changes})
         self._store(row, definition)
 
+    def replace_data(
+        self, table: str, payloads: list[tuple[Callable[[], bytes], int, int]]
+    ) -> None:
+        """The rows of ``table`` (its one granule) become the frames ``payloads`` gives: each
+        a maker of its uncompressed payload, the row count its frame header and control row
+        claim, and the uncompressed length the control row records. The frames are made
+        only as the set is written (a bomb need not sit in this process's memory)."""
+        number = self.get(self.row("TABLE", table), "object_number")
+        granules = [
+            r
+            for r in self.rows
+            if self.get(r, "object_type") == "TABLE_DATA" and self.get(r, "object_number") == number
+        ]
+        assert len(granules) == 1, "one granule"
+        at = next(
+            i
+            for i, f in enumerate(self.frames)
+            if f.kind == FrameKind.TABLE_DATA and f.object_id == number
+        )
+        self.frames = [
+            f for f in self.frames if not (f.kind == FrameKind.TABLE_DATA and f.object_id == number)
+        ]
+        spans = []
+        for i, (make, rows, size) in enumerate(payloads):
+            origin = (0, -(10_000 + i))
+            self.frames.insert(
+                at + i,
+                FrameCopy(FrameKind.TABLE_DATA, number, rows, Encoding.MSGPACK, True, make, origin),
+            )
+            spans.append([*origin, 0, rows, size])
+        self.put(granules[0], "frames", msgspec.msgpack.encode(spans))
+        self.put(granules[0], "completed_rows", sum(p[1] for p in payloads))
+
     # -- a new set, every checksum right -----------------------------------------------------
 
     def write(self, directory: Path, template: str = "hostile%U.dmp") -> list[Path]:
@@ -205,7 +240,7 @@ class DumpCopy:
         for frame in [*self.frames, *self.added]:
             loc = writer.write_frame(
                 FrameKind(frame.kind),
-                frame.data,
+                frame.data() if callable(frame.data) else frame.data,
                 object_id=frame.object_id,
                 count=frame.count,
                 encoding=Encoding(frame.encoding),
@@ -238,3 +273,13 @@ class DumpCopy:
                 span[0], span[1], span[2] = moved[(span[0], span[1])]
             self.put(row, "frames", msgspec.msgpack.encode(spans))
         return row
+
+
+def rewrite_header(path: Path, **body_changes: Any) -> None:
+    """Change facts of the header body of the file at ``path`` in place; the header's CRC is
+    computed again (``encode_header`` writes whatever it is given)."""
+    data = bytearray(path.read_bytes())
+    header = decode_header(data)
+    body = msgspec.structs.replace(header.body, **body_changes)
+    data[: header.header_size] = encode_header(msgspec.structs.replace(header, body=body))
+    path.write_bytes(bytes(data))

@@ -556,6 +556,101 @@ CASES: dict[str, Case] = {
         "precious",
         "setting the counter of table 'precious'",
     ),
+    # -- more of the same kind, each a way round a gate that the cases above do not try ----
+    "load-extension-in-a-check": Case(
+        ddl(
+            "TABLE",
+            "side",
+            "CREATE TABLE side (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " a INTEGER CHECK (load_extension('{outside}/x.so') IS NULL), b TEXT)",
+        ),
+        "TABLE",
+        "side",
+        "load_extension()",
+        action="SQLITE_FUNCTION",
+        denied_arg="load_extension",
+    ),
+    "load-extension-in-a-generated-column": Case(
+        ddl(
+            "TABLE",
+            "side",
+            "CREATE TABLE side (id INTEGER PRIMARY KEY AUTOINCREMENT, a INTEGER,"
+            " b TEXT AS (load_extension('{outside}/x.so')))",
+        ),
+        "TABLE",
+        "side",
+        "load_extension()",
+        action="SQLITE_FUNCTION",
+        denied_arg="load_extension",
+    ),
+    "load-extension-in-an-index-expression": Case(
+        # An index is built over the rows already loaded: its expression would run at once.
+        ddl("INDEX", "kv_v", "CREATE INDEX kv_v ON kv (load_extension('{outside}/x.so'))"),
+        "INDEX",
+        "kv_v",
+        "load_extension()",
+        action="SQLITE_FUNCTION",
+        denied_arg="load_extension",
+    ),
+    "fts3-tokenizer-in-a-view": Case(
+        # fts3_tokenizer() hands out a C pointer: code execution where it is allowed.
+        ddl("VIEW", "kv_view", "CREATE VIEW kv_view AS SELECT fts3_tokenizer('simple')"),
+        "VIEW",
+        "kv_view",
+        "fts3_tokenizer()",
+    ),
+    "view-that-reads-the-markers": Case(
+        ddl("VIEW", "kv_view", "CREATE VIEW kv_view AS SELECT * FROM pumpkit_import_markers"),
+        "VIEW",
+        "kv_view",
+        'SQLITE_READ "pumpkit_import_markers"',
+        action="SQLITE_READ",
+        denied_arg="pumpkit_import_markers",
+    ),
+    "trigger-that-empties-the-markers-when-fired": Case(
+        # Were it to run, a restarted import would load committed granules twice.
+        ddl(
+            "TRIGGER",
+            "kv_audit",
+            "CREATE TRIGGER kv_audit AFTER INSERT ON kv BEGIN"
+            " DELETE FROM pumpkit_import_markers; END",
+        ),
+        "TRIGGER",
+        "kv_audit",
+        'SQLITE_DELETE "pumpkit_import_markers"',
+        action="SQLITE_DELETE",
+        denied_arg="pumpkit_import_markers",
+    ),
+    "trigger-that-resets-the-targets-counter-when-fired": Case(
+        ddl(
+            "TRIGGER",
+            "kv_audit",
+            "CREATE TRIGGER kv_audit AFTER INSERT ON kv BEGIN"
+            " UPDATE sqlite_sequence SET seq = 0 WHERE name = 'precious'; END",
+        ),
+        "TRIGGER",
+        "kv_audit",
+        'SQLITE_UPDATE "sqlite_sequence"."seq"',
+        action="SQLITE_UPDATE",
+        denied_arg="sqlite_sequence",
+    ),
+    "instead-of-trigger-on-a-view-of-the-target": Case(
+        ddl(
+            "TRIGGER",
+            "kv_audit",
+            "CREATE TRIGGER kv_audit INSTEAD OF INSERT ON precious_view BEGIN"
+            " DELETE FROM precious; END",
+        ),
+        "TRIGGER",
+        "kv_audit",
+        "creates TRIGGER 'kv_audit' on 'precious_view'",
+    ),
+    "view-named-as-a-view-of-the-target": Case(
+        ddl("VIEW", "kv_view", "CREATE VIEW precious_view AS SELECT 1"),
+        "VIEW",
+        "kv_view",
+        "view precious_view already exists",
+    ),
 }
 
 

@@ -284,8 +284,7 @@ async def test_cross_engine_sqlite_ddl_passes_the_gates(tmp_path: Path) -> None:
             ddl='CREATE INDEX by_name ON public."we""ird" USING btree ("na me")',
         )
         assert (await imp.create_object(good)).made
-        # SQL smuggled after an index name: the translation (sqlglot, one CREATE INDEX of
-        # the declared name, written from its tree) finds no such statement, so nothing runs.
+        # A PostgreSQL index name that is SQL to SQLite: the translation keeps it as text.
         hostile = ObjectDef(
             object_type="INDEX",
             schema="public",
@@ -293,8 +292,11 @@ async def test_cross_engine_sqlite_ddl_passes_the_gates(tmp_path: Path) -> None:
             table='we"ird',
             ddl='CREATE INDEX x;VACUUM ON public."we""ird" USING btree ("na me")',
         )
-        outcome = await imp.create_object(hostile)
-        assert not outcome.made and "does not parse" in (outcome.note or ""), outcome
+        # The translation reads it as two statements and refuses it: the object is left out
+        # with its reason (a failed row, exit 5), and nothing of it runs.
+        refused = await imp.create_object(hostile)
+        assert not refused.made
+        assert refused.note and "does not parse" in refused.note, refused.note
     finally:
         await imp.close()
     with closing(sqlite3.connect(tmp_path / "t.db")) as c:

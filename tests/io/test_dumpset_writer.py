@@ -39,7 +39,7 @@ def fill(writer: DumpSetWriter, data: bytes) -> list[Location]:
 
 def test_a_full_set_refuses_a_frame_having_changed_nothing(tmp_path: Path) -> None:
     writer = DumpSetWriter(["only.dmp"], directory=tmp_path, body=BODY, filesize=FILESIZE)
-    data = msgspec.msgpack.encode(["x" * 300])
+    data = msgspec.msgpack.encode([["x" * 300]])  # one row (a TABLE_DATA frame: rows)
     written = fill(writer, data)
     assert written and {loc.fileid for loc in written} == {1}
     assert not writer.can_grow()
@@ -108,7 +108,7 @@ def test_threads_rolling_while_files_are_added_number_each_file_once(tmp_path: P
         rng = random.Random(thread)
         try:
             for seq in range(FRAMES):
-                data = msgspec.msgpack.encode([thread, seq, "p" * rng.randrange(40, 400)])
+                data = msgspec.msgpack.encode([[thread, seq, "p" * rng.randrange(40, 400)]])
                 while True:
                     try:
                         location = writer.write_frame(

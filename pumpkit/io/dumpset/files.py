@@ -16,15 +16,17 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from pumpkit.core.header import HEADER_SIZE, decode_header
+from pumpkit.core.header import HEADER_SIZE, decode_header, file_name_fault
 from pumpkit.core.templates import expand_template
-from pumpkit.errors import DumpError, DumpSetFullError, FileAccessError
+from pumpkit.errors import DumpError, DumpSetFullError, FileAccessError, UnsafeFileNameError
 
 __all__ = (
     "access_message",
     "existing_set_files",
+    "job_set_files",
     "map_file",
     "remove_set_files",
+    "set_member",
     "template_paths",
 )
 
@@ -41,6 +43,25 @@ def template_paths(directory: Path, template: str) -> Iterator[Path]:
             return
 
 
+def set_member(directory: Path, name: str, *, path: Path, offset: int | None = None) -> Path:
+    """The file ``name`` of the set whose file ``path`` names it, in ``directory`` and
+    nowhere else. Raises ``UnsafeFileNameError`` (with ``path`` and ``offset``) for a name
+    that is not a plain file name; a header that holds one is refused when it is decoded, so
+    this is the second gate, at the one place a set's file names become paths."""
+    fault = file_name_fault(name)
+    member = directory / name
+    if fault is None and member.parent != directory:
+        fault = "does not stay in the set's directory"
+    if fault is not None:
+        raise UnsafeFileNameError(
+            f"the set's file name {name!r} {fault}: a set names its files only inside its"
+            " own directory",
+            path=str(path),
+            offset=offset,
+        )
+    return member
+
+
 def existing_set_files(directory: Path, template: str) -> list[Path]:
     """The files a dump-file name names that exist, up to the first missing one (the reader
     then checks the set); for a missing first file, its name, so the error names it."""
@@ -48,9 +69,9 @@ def existing_set_files(directory: Path, template: str) -> list[Path]:
     return found or [next(template_paths(directory, template))]
 
 
-def remove_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
-    """Remove the files that ``template`` names and whose header carries ``guid``."""
-    removed = []
+def job_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
+    """The files that ``template`` names whose header carries ``guid`` (one job's)."""
+    found = []
     for path in template_paths(directory, template):
         if not path.exists():
             break
@@ -60,8 +81,15 @@ def remove_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
         except (OSError, DumpError):
             continue
         if header.guid == guid:
-            path.unlink()
-            removed.append(path)
+            found.append(path)
+    return found
+
+
+def remove_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
+    """Remove the files that ``template`` names and whose header carries ``guid``."""
+    removed = job_set_files(directory, template, guid)
+    for path in removed:
+        path.unlink(missing_ok=True)
     return removed
 
 

@@ -22,22 +22,28 @@ from pathlib import Path
 
 import msgspec
 import zstandard
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from pumpkit.core import signing
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import ALGORITHM, KDF, FrameCipher, derive_key, key_check
-from pumpkit.core.dumpset import set_faults
+from pumpkit.core.dumpset import file_row_faults, set_faults
 from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     Encoding,
     Frame,
     FrameKind,
     Location,
+    check_encoding,
     decode_frame,
     decode_index,
+    granule_tag,
     parse_frame_header,
     payload_bytes,
 )
-from pumpkit.core.header import MAX_HEADER_SIZE, FileHeader, decode_header
+from pumpkit.core.granules import GranuleRun, TaggedFrame, granule_runs, granules_of
+from pumpkit.core.header import MAX_HEADER_SIZE, OFFSET_BODY, FileHeader, decode_header
+from pumpkit.core.limits import check_frame_claims, check_value_count
 from pumpkit.errors import (
     CorruptDumpError,
     DumpError,
@@ -45,9 +51,10 @@ from pumpkit.errors import (
     IncompleteSetError,
     InvalidArgumentError,
     NotADumpFileError,
+    UnsafeFileNameError,
     UnsupportedFeatureError,
 )
-from pumpkit.io.dumpset.files import map_file
+from pumpkit.io.dumpset.files import map_file, set_member
 
 __all__ = ("DumpSetReader", "ObjectFrames")
 
@@ -126,6 +133,15 @@ class DumpSetReader:
             )
         self._cipher = FrameCipher(key)
 
+    def check_signature(self, public_key: Ed25519PublicKey) -> None:
+        """Refuse the set unless it is signed by ``public_key``'s owner and unchanged since
+        (format 1.3, formats/dumpfile.md §3.8): ``SignatureError`` naming file and offset.
+        Reads every byte of every file (a signature covers them all)."""
+        signing.verify_set(
+            public_key,
+            [(str(rf.path), rf.view, rf.header) for _, rf in sorted(self._files.items())],
+        )
+
     @classmethod
     def open(cls, paths: Sequence[str | os.PathLike[str]]) -> DumpSetReader:
         """Open the set that ``paths`` belong to (one file is enough if the set closed clean)."""
@@ -142,7 +158,7 @@ class DumpSetReader:
                 rf = _open_file(path)
                 opened[key] = rf
                 for name in rf.header.body.set_files:
-                    sibling = path.parent / name
+                    sibling = set_member(path.parent, name, path=path, offset=OFFSET_BODY)
                     if sibling.resolve() not in opened and sibling.exists():
                         queue.append(sibling)
             files = _check_set(list(opened.values()))
@@ -212,13 +228,24 @@ class DumpSetReader:
         return frame
 
     def payload(self, fileid: int, frame: Frame) -> Buffer:
-        """The frame's uncompressed payload (a view when it was stored uncompressed)."""
+        """The frame's uncompressed payload (a view when it was stored uncompressed).
+
+        Raises ``DumpLimitError`` for a frame that claims more than a reader takes, before
+        anything is decompressed; ``CorruptDumpError`` for a damaged payload."""
         decompressor: zstandard.ZstdDecompressor | None = getattr(self._local, "decompressor", None)
         if decompressor is None:
             decompressor = zstandard.ZstdDecompressor()
             self._local.decompressor = decompressor
         try:
-            return payload_bytes(frame, decompressor, self._cipher)
+            check_encoding(frame.header)
+            # Every claim checked before a byte is decompressed (pumpkit.core.limits).
+            check_frame_claims(frame.header)
+            data = payload_bytes(frame, decompressor, self._cipher)
+            if frame.header.kind != FrameKind.TABLE_DATA and (
+                frame.header.encoding == Encoding.MSGPACK
+            ):
+                check_value_count(data, frame.header.offset)
+            return data
         except DumpError as exc:
             raise exc.located(str(self.path_of(fileid))) from None
 
@@ -259,7 +286,10 @@ class DumpSetReader:
                     rf.header.index_position,
                     _frame_length_at(rf, rf.header.index_position),
                 )
-                entries = decode_index(self.payload(fileid, index), rf.header.index_position)
+                try:
+                    entries = decode_index(self.payload(fileid, index), rf.header.index_position)
+                except DumpError as exc:
+                    raise exc.located(str(rf.path)) from None
                 expected = rf.header.header_size
                 for e in entries:
                     frame = self.read_frame(fileid, e.position, e.length)
@@ -333,6 +363,7 @@ class DumpSetReader:
             doc = _control_decoder.decode(payload)
         except msgspec.DecodeError as exc:
             raise CorruptDumpError(f"the control table does not decode: {exc}") from None
+        self.check_file_rows(doc.columns, doc.rows)
         column = {name: i for i, name in enumerate(doc.columns)}
         needed = ("object_type", "object_schema", "object_name", "object_number", "frames")
         if any(name not in column for name in needed):
@@ -366,9 +397,20 @@ class DumpSetReader:
             for n in sorted(names.keys() | frames.keys())
         ]
 
+    def granule_runs(self) -> list[GranuleRun]:
+        """The runs of the set's tagged TABLE_DATA frames (format 1.3), complete or not, read
+        from the frames alone (``pumpkit.core.granules``; formats/dumpfile.md §8.1)."""
+        tagged = []
+        for fileid, frame in self.frames():
+            tag = granule_tag(frame) if frame.header.kind == FrameKind.TABLE_DATA else None
+            if tag is not None:
+                tagged.append(TaggedFrame(fileid, frame.header, tag))
+        return granule_runs(tagged)
+
     def _objects_from_frames(self) -> list[ObjectFrames]:
         names: dict[int, tuple[str, str, str]] = {}
         data: dict[int, list[tuple[int, int, int, int, int]]] = {}
+        tagged: list[TaggedFrame] = []
         for fileid, frame in self.frames():
             h = frame.header
             if h.kind == FrameKind.METADATA and h.encoding == Encoding.PG_ARCHIVE:
@@ -376,9 +418,26 @@ class DumpSetReader:
             elif h.kind == FrameKind.METADATA:
                 names[h.object_id] = _object_name(self.payload(fileid, frame))
             elif h.kind == FrameKind.TABLE_DATA:
+                tag = granule_tag(frame)
+                if tag is not None:
+                    tagged.append(TaggedFrame(fileid, h, tag))
+                    continue
                 data.setdefault(h.object_id, []).append(
                     (fileid, h.offset, h.length, h.count, h.uncompressed_length)
                 )
+        # 1.3: only a granule's last complete run is data; unfinished frames are not. A
+        # table's frames are listed granule by granule (a COPY stream is one granule's).
+        for run in granules_of(granule_runs(tagged)).values():
+            data.setdefault(run.object_id, []).extend(
+                (
+                    f.fileid,
+                    f.header.offset,
+                    f.header.length,
+                    f.header.count,
+                    f.header.uncompressed_length,
+                )
+                for f in run.frames
+            )
         result = []
         for object_id in sorted(names.keys() | data.keys()):
             object_type, schema, name = names.get(object_id, ("TABLE_DATA", "", f"#{object_id}"))
@@ -386,6 +445,29 @@ class DumpSetReader:
                 ObjectFrames(object_id, object_type, schema, name, tuple(data.get(object_id, ())))
             )
         return result
+
+    def check_file_rows(self, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """Refuse a control table (decoded: its columns and rows) whose FILE rows name a file
+        by more than a plain file name (``pumpkit.core.dumpset.file_row_faults``): an
+        ``UnsafeFileNameError`` at the control-table frame, naming the row and column."""
+        faults = file_row_faults(columns, rows)
+        if not faults:
+            return
+        fault = faults[0]
+        path, offset = self._control_place()
+        raise UnsafeFileNameError(
+            f"control table row {fault.row} (FILE), column {fault.column}: {fault.name!r}"
+            f" {fault.reason}: a set names its files only inside its own directory",
+            path=path,
+            offset=offset,
+        )
+
+    def _control_place(self) -> tuple[str | None, int | None]:
+        for fileid in self.file_numbers:
+            rf = self._files[fileid]
+            if rf.header.control_position:
+                return str(rf.path), rf.header.control_position
+        return None, None
 
     def control_table(self) -> Buffer | None:
         """The uncompressed payload of the control-table frame, if the set holds one."""

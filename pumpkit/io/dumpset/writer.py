@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import mmap
 import os
 import threading
@@ -27,7 +28,9 @@ from pathlib import Path
 
 import msgspec
 import zstandard
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pumpkit.core import signing
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import FrameCipher
 from pumpkit.core.frame import (
@@ -53,12 +56,16 @@ from pumpkit.core.templates import expand_template, template_capacity
 from pumpkit.errors import (
     DumpError,
     DumpSetFullError,
+    DumpSetNoSpaceError,
     FileAccessError,
     IncompleteSetError,
     InvalidArgumentError,
 )
 
 __all__ = ("DumpSetWriter",)
+
+#: The errors of a file system without room for a dump file: a wait, not a failure.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # An INDEX entry is a msgpack array of six unsigned integers: at most 1 + 6 * 9 bytes.
 _INDEX_ENTRY_MAX = 55
@@ -73,6 +80,9 @@ class _OpenFile:
     position: int
     entries: list[IndexEntry] = field(default_factory=list)
     control_position: int = 0
+    #: Bytes of the file the file system has given (``posix_fallocate``): the next frame
+    #: and room for the file's INDEX and END, so that finishing it never finds a full disk.
+    allocated: int = 0
 
 
 class DumpSetWriter:
@@ -102,6 +112,7 @@ class DumpSetWriter:
         created: dt.datetime | None = None,
         durable: dict[int, int] | None = None,
         cipher: FrameCipher | None = None,
+        sign_key: Ed25519PrivateKey | None = None,
     ) -> None:
         if not templates:
             raise InvalidArgumentError("a dump-file set needs at least one file name")
@@ -125,6 +136,7 @@ class DumpSetWriter:
                 "an encrypted set needs a cipher and a header that says so, and only it"
             )
         self._cipher = cipher
+        self._sign_key = sign_key
         self._local = threading.local()
         # The one lock: every frame placed, every file created or finished, every template
         # added. No write waits for room while holding it: a full set raises instead.
@@ -132,6 +144,11 @@ class DumpSetWriter:
         self._closed: list[_OpenFile] = []
         self._current: _OpenFile | None = None
         self._control_written = False
+        # Directories whose file system had no room (ENOSPC, EDQUOT, EFBIG) and the error
+        # that said so: no new file is made in them until ``retry_in_place``.
+        self._full_dirs: set[Path] = set()
+        self._no_space: DumpSetNoSpaceError | None = None
+        self._fallocate = True
         for template in templates:
             self.add_template(template)
         with self._lock:
@@ -174,6 +191,13 @@ class DumpSetWriter:
             self._templates.append(template)
             self._template_used.append(0)
 
+    def retry_in_place(self) -> None:
+        """Space was freed (CONTINUE): the next write tries the file (and the directories)
+        that had no room again."""
+        with self._lock:
+            self._full_dirs.clear()
+            self._no_space = None
+
     def can_grow(self) -> bool:
         """Whether a template can still name another file of the set (so a write that found
         the set full is worth making again)."""
@@ -194,7 +218,12 @@ class DumpSetWriter:
             capacity = template_capacity(template)
             if capacity is not None and self._template_used[i] >= capacity:
                 continue
-            return i, self._directory / expand_template(template, self._template_used[i] + 1)
+            path = self._directory / expand_template(template, self._template_used[i] + 1)
+            if path.parent.absolute() in self._full_dirs:
+                continue  # its file system has no room: ADD_FILE elsewhere, or CONTINUE
+            return i, path
+        if self._no_space is not None:
+            raise self._no_space
         raise DumpSetFullError(
             "no file of the dump-file set can take more bytes: every file name is used"
             + (f" and FILESIZE {self._filesize} is reached" if self._filesize else "")
@@ -215,17 +244,63 @@ class DumpSetWriter:
                 path=str(path),
             ) from None
         except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise self._out_of_room(path, exc) from None
             raise FileAccessError(
                 f"cannot create dump file {str(path)!r}: {exc.strerror}", path=str(path)
+            ) from None
+        number = len(self._closed) + (2 if self._current is not None else 1)
+        f = _OpenFile(number=number, path=path, fd=fd, position=HEADER_SIZE)
+        try:
+            self._allocate(f, HEADER_SIZE + self._reserve(0))
+            os.pwrite(fd, self._header_for(f, clean=False), 0)
+        except OSError as exc:
+            # No room for even the header: the file is taken back, the set is as it was.
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            if exc.errno in NO_SPACE:
+                raise self._out_of_room(path, exc) from None
+            raise FileAccessError(
+                f"cannot write dump file {str(path)!r}: {exc.strerror}", path=str(path)
             ) from None
         self._template_used[slot] += 1
         if self._current is not None:
             self._finish(self._current)
             self._closed.append(self._current)
-        f = _OpenFile(number=len(self._closed) + 1, path=path, fd=fd, position=HEADER_SIZE)
         self._current = f
-        os.pwrite(fd, self._header_for(f, clean=False), 0)
         return f
+
+    def _out_of_room(self, path: Path, exc: OSError) -> DumpSetNoSpaceError:
+        """Note that ``path``'s directory has no room; the error that says so (a wait)."""
+        self._full_dirs.add(path.parent.absolute())
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        self._no_space = DumpSetNoSpaceError(
+            f"no room for dump file {str(path)!r}: {reason}"
+            f" ({errno.errorcode.get(exc.errno or 0, '?')}); the job waits: free space and"
+            " CONTINUE to go on in place, or ADD_FILE in another directory",
+            path=str(path),
+            reason=reason,
+        )
+        return self._no_space
+
+    def _allocate(self, f: _OpenFile, end: int) -> None:
+        """Have the file system give ``f`` its first ``end`` bytes now, so that a full disk
+        is found before a frame is written, never halfway through one or while the file is
+        being finished. On a failure the file is cut back to what it had."""
+        if end <= f.allocated:
+            return
+        if self._fallocate:
+            try:
+                os.posix_fallocate(f.fd, f.allocated, end - f.allocated)
+            except OSError as exc:
+                if exc.errno in NO_SPACE:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(f.fd, max(f.allocated, f.position))
+                    raise
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                self._fallocate = False  # this file system cannot: writes find a full disk
+        f.allocated = end
 
     def _resume(self, durable: dict[int, int]) -> None:
         """Reopen the files a stopped or crashed writer of this set left.
@@ -268,7 +343,9 @@ class DumpSetWriter:
                 os.close(fd)
                 raise
             os.ftruncate(fd, end)
-            f = _OpenFile(number=number, path=path, fd=fd, position=end, entries=entries)
+            f = _OpenFile(
+                number=number, path=path, fd=fd, position=end, entries=entries, allocated=end
+            )
             if number < len(found):
                 self._finish(f)
                 self._closed.append(f)
@@ -366,8 +443,24 @@ class DumpSetWriter:
                 fits = f.position + length + self._reserve(len(f.entries) + 1) <= self._filesize
                 if f.entries and not fits:
                     f = self._roll()
-            position = f.position
-            _writev_all(f.fd, [header, payload], f.position, f.path)
+            if f.path.parent.absolute() in self._full_dirs and f.entries:
+                # This file's disk had no room: a file named elsewhere (ADD_FILE) takes the
+                # frame; with none, it waits (``_roll`` raises the no-room error again).
+                f = self._roll()
+            try:
+                self._allocate(f, f.position + length + self._reserve(len(f.entries) + 1))
+                position = f.position
+                _writev_all(f.fd, [header, payload], f.position, f.path)
+            except _NoSpace as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(f.fd, max(f.allocated, f.position))  # the partial frame goes
+                raise self._out_of_room(f.path, exc.error) from None
+            except OSError as exc:
+                if exc.errno not in NO_SPACE:
+                    raise
+                raise self._out_of_room(f.path, exc) from None
+            self._full_dirs.discard(f.path.parent.absolute())
+            self._no_space = None
             f.position += length
             f.entries.append(
                 IndexEntry(
@@ -424,6 +517,7 @@ class DumpSetWriter:
         )
         _writev_all(f.fd, [end_header], f.position, f.path)
         f.position += len(end_header)
+        os.ftruncate(f.fd, f.position)  # what was given for frames that never came
         os.fsync(f.fd)
         os.pwrite(
             f.fd, self._header_for(f, clean=True, data_end=f.position, index=index_position), 0
@@ -445,6 +539,13 @@ class DumpSetWriter:
             self._body = msgspec.structs.replace(
                 self._body, set_file_count=len(self._closed), set_files=names
             )
+            if self._sign_key is not None:
+                # 64 zero bytes hold the signature's place (the digests read them as zeros).
+                self._body = msgspec.structs.replace(
+                    self._body,
+                    signature_algorithm=signing.ALGORITHM,
+                    signature=bytes(signing.SIGNATURE_SIZE),
+                )
             if len(msgspec.msgpack.encode(self._body)) > HEADER_SIZE - 256:
                 # Too many names for the header: the count still lets a reader check the set.
                 self._body = msgspec.structs.replace(self._body, set_files=())
@@ -455,7 +556,30 @@ class DumpSetWriter:
                     fh.write(encode_header(msgspec.structs.replace(head, body=self._body)))
                     fh.flush()
                     os.fsync(fh.fileno())
+            if self._sign_key is not None:
+                self._sign()
             return [f.path for f in self._closed]
+
+    def _sign(self) -> None:
+        """Sign the closed set (format 1.3, section 3.8): digest every file, sign, and write
+        the signature over its placeholder in every header (the body keeps its length)."""
+        assert self._sign_key is not None
+        digests = []
+        for f in self._closed:
+            with (
+                open(f.path, "rb") as src,
+                mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as mm,
+            ):
+                digests.append(signing.file_digest(mm, decode_header(mm[:HEADER_SIZE])))
+        signature = signing.sign_set(self._sign_key, self.guid, digests)
+        self._body = msgspec.structs.replace(self._body, signature=signature)
+        for f in self._closed:
+            with open(f.path, "r+b") as fh:
+                head = decode_header(fh.read(HEADER_SIZE))
+                fh.seek(0)
+                fh.write(encode_header(msgspec.structs.replace(head, body=self._body)))
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def abandon(self) -> None:
         """Close the file descriptors without finishing (the set stays as a crash leaves it)."""
@@ -498,6 +622,16 @@ def _writev_all(fd: int, parts: list[Buffer], offset: int, path: Path) -> None:
             if views and written:
                 views[0] = views[0][written:]
     except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise _NoSpace(exc) from None
         raise FileAccessError(
             f"cannot write dump file {str(path)!r}: {exc.strerror}", path=str(path)
         ) from None
+
+
+class _NoSpace(Exception):
+    """A write found its file system without room (the writer turns it into a wait)."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+        super().__init__(str(error))

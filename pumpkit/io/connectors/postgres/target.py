@@ -22,7 +22,7 @@ import asyncpg
 from pumpkit.core.catalog import ObjectDef, TableDef
 from pumpkit.core.ddl import quote_ident
 from pumpkit.core.plancheck import ImportPlan
-from pumpkit.core.rowcodec import PGCOPY, decode_rows
+from pumpkit.core.rowcodec import PGCOPY, iter_rows
 from pumpkit.core.translate import name_map, translate_index, translate_view
 from pumpkit.core.typemap import (
     PgTable,
@@ -487,11 +487,31 @@ class PgTarget(Target):
     # -- markers
 
     async def ensure_markers(self) -> None:
-        await self.conn.execute(
+        """pumpkit's own table of committed granules. It is pumpkit's bookkeeping, not the
+        dump's: with a ROLE it is made by the user pumpkit connected as, and the role may
+        only read and write its rows (so the role needs no CREATE right on ``public``)."""
+        make = (
             f"CREATE TABLE IF NOT EXISTS public.{MARKER_TABLE} ("
             " job_guid text NOT NULL, process_order bigint NOT NULL, rows bigint NOT NULL,"
             " PRIMARY KEY (job_guid, process_order))"
         )
+        role = self.options.role
+        if role is None:
+            await self.conn.execute(make)
+            return
+        try:
+            await self.conn.execute("RESET ROLE")
+            await self.conn.execute(make)
+            await self.conn.execute(
+                f"GRANT SELECT, INSERT, DELETE ON public.{MARKER_TABLE} TO {quote_ident(role)}"
+            )
+        except asyncpg.PostgresError as exc:
+            raise ConnectorError(
+                f"cannot make pumpkit's marker table public.{MARKER_TABLE} for role {role!r}:"
+                f" {exc}"
+            ) from None
+        finally:
+            await _set_role(self.conn, role)
 
     async def markers(self, job_guid: str) -> dict[int, int]:
         if not await self._object_exists("TABLE", "public", MARKER_TABLE):
@@ -507,7 +527,13 @@ class PgTarget(Target):
             return
         await self.conn.execute(f"DELETE FROM public.{MARKER_TABLE} WHERE job_guid = $1", job_guid)
         if not await self.conn.fetchval(f"SELECT count(*) FROM public.{MARKER_TABLE}"):
-            await self.conn.execute(f"DROP TABLE public.{MARKER_TABLE}")
+            if self.options.role is not None:
+                await self.conn.execute("RESET ROLE")
+            try:
+                await self.conn.execute(f"DROP TABLE public.{MARKER_TABLE}")
+            finally:
+                if self.options.role is not None:
+                    await _set_role(self.conn, self.options.role)
 
     # -- granules
 
@@ -576,8 +602,9 @@ class _Loaders(GranuleLoaders):
             async for batch in batches:
                 if stop.is_set():
                     raise JobStopped
-                for values in decode_rows(batch, table=table.name):
-                    yield convert(values[skip:])
+                for chunk in iter_rows(batch, table=table.name, columns=len(table.columns)):
+                    for values in chunk:
+                        yield convert(values[skip:])
 
         try:
             async with conn.transaction():

@@ -18,7 +18,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,9 +27,10 @@ import msgspec
 
 from pumpkit.core.catalog import ObjectDef, TableDef
 from pumpkit.core.ddl import quote_ident
+from pumpkit.core.limits import ROW_CHUNK_BYTES
 from pumpkit.core.pgcopy import CopyDecoder
 from pumpkit.core.plancheck import ImportPlan
-from pumpkit.core.rowcodec import PGCOPY, decode_rows
+from pumpkit.core.rowcodec import PGCOPY, iter_rows
 from pumpkit.core.selection import fold
 from pumpkit.core.translate import (
     ForeignKey,
@@ -559,30 +560,43 @@ class _Loaders(GranuleLoaders):
         condition: str | None,
         copy: CopyDecoder | None,
     ) -> int:
-        """Decode a batch and insert it; the rows inserted. ``copy`` decodes a PostgreSQL
-        dump's COPY stream, whose frames need not end on a row."""
-        if copy is not None:
+        """Decode a batch and insert it, a chunk of rows at a time (memory stays near the
+        batch's size: ``pumpkit.core.limits``); the rows inserted. ``copy`` decodes a
+        PostgreSQL dump's COPY stream, whose frames need not end on a row."""
+        inserted = 0
+        for rows in self._chunks(batch, table, copy):
+            if pipe is not None:
+                rows = _transform(rows, pipe)
             try:
-                rows = copy.feed(batch.payload)
+                if condition:
+                    inserted += self._insert_where(table, rows, condition)
+                    continue
+                self.conn.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                raise ConnectorError(
+                    f"loading table {table.name!r} failed: {exc}", table=table.name
+                ) from None
+            inserted += len(rows)
+        return inserted
+
+    @staticmethod
+    def _chunks(
+        batch: Batch, table: TableDef, copy: CopyDecoder | None
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        if copy is None:
+            yield from iter_rows(batch, table=table.name, columns=len(table.columns))
+            return
+        view = memoryview(batch.payload).cast("B")
+        for start in range(0, view.nbytes, ROW_CHUNK_BYTES):
+            try:
+                rows = copy.feed(view[start : start + ROW_CHUNK_BYTES])
             except CopyFormatError as exc:
                 raise CorruptDumpError(
                     f"rows of table {table.name!r} do not decode: {exc}",
                     path=batch.path,
                     offset=batch.position,
                 ) from None
-        else:
-            rows = decode_rows(batch, table=table.name)
-        if pipe is not None:
-            rows = _transform(rows, pipe)
-        try:
-            if condition:
-                return self._insert_where(table, rows, condition)
-            self.conn.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise ConnectorError(
-                f"loading table {table.name!r} failed: {exc}", table=table.name
-            ) from None
-        return len(rows)
+            yield rows
 
     def _insert_where(
         self, table: TableDef, rows: Sequence[Sequence[object]], condition: str
