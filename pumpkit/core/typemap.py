@@ -252,6 +252,8 @@ class PgTable(NamedTuple):
     after: list[tuple[str, str]]
     foreign_keys: list[tuple[str, str]]
     notes: list[str]
+    #: The identity column (the rowid key), if the table has one.
+    identity: str | None = None
 
 
 def pg_table(
@@ -333,7 +335,8 @@ def pg_table(
         for fk in parts.foreign_keys
     ]
     create = f"CREATE TABLE {qualified_name} (\n    " + ",\n    ".join(lines) + "\n)"
-    return PgTable(create, types, after, fks, notes)
+    identity = keyed[0].name if rowid_key else None
+    return PgTable(create, types, after, fks, notes, identity)
 
 
 def pg_table_ddl(

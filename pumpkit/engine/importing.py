@@ -262,12 +262,15 @@ async def _import_with(job: Job, reader: DumpSetReader) -> None:
         # The dump's plan under the job's filters, before TABLE_EXISTS_ACTION: what the
         # dump names (a restart checks its objects against it too).
         planned = await planned_import(job, reader, target)
+        files = {n: str(reader.path_of(n)) for n in reader.file_numbers}
         fresh = not objects
         if fresh:
             objects = planned
+        # The dump's word is checked before the target reads its definitions.
+        check_plan(objects, files)
         added = await target.plan_objects(
-            [table_def_of(r) for r in objects if r.object_type == "TABLE"],
-            [object_def_of(r) for r in objects if r.object_type in _OBJECTS],
+            [table_def_of(r) for r in objects if r.object_type == "TABLE" and r.metadata],
+            [object_def_of(r) for r in objects if r.object_type in _OBJECTS and r.metadata],
         )
         if fresh:
             # The filters see the added rows with the tables they belong to.
@@ -286,7 +289,6 @@ async def _import_with(job: Job, reader: DumpSetReader) -> None:
                 f" ({reader.header.guid_hex}{cross}) planned"
             )
         # The plan is the dump's word: checked, and what it names bounds what it may touch.
-        files = {n: str(reader.path_of(n)) for n in reader.file_numbers}
         plan = check_plan(objects, files)
         options = await import_options(job, reader, planned)
         await target.declare(plan, check_plan(planned, files), options)

@@ -234,3 +234,42 @@ def test_a_table_sqlglot_cannot_read_whole_loses_only_the_element_it_cannot_read
     db.execute("INSERT INTO ty VALUES ('12.3400')")
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO ty VALUES ('-5000')")
+
+
+def test_the_index_of_a_partitioned_table_from_pg_dump() -> None:
+    sql = translate_index(
+        "CREATE INDEX m_v ON ONLY public.m USING btree (lower(v));",
+        source="postgres",
+        target="sqlite",
+        name="m_v",
+        table="m",
+    )
+    assert sql == 'CREATE INDEX "m_v" ON "m"(LOWER("v"))'
+    # ONLY is cut as a token: a name that spells it is a name.
+    sql = translate_index(
+        'CREATE INDEX "ON ONLY" ON public."only" USING btree ("only")',
+        source="postgres",
+        target="sqlite",
+        name="ON ONLY",
+        table="only",
+    )
+    assert sql == 'CREATE INDEX "ON ONLY" ON "only"("only")'
+
+
+@pytest.mark.parametrize(
+    ("sql", "want"),
+    [
+        ("replace(a, 'x', 'y')", "REPLACE(\"a\", 'x', 'y')"),
+        ("max(a, b)", 'GREATEST("a", "b")'),
+        ("iif(a > 1, 1, 0)", 'CASE WHEN "a" > 1 THEN 1 ELSE 0 END'),
+        ("substr(a, 2)", 'SUBSTRING("a" FROM 2)'),
+    ],
+)
+def test_sqlite_functions_with_postgres_counterparts(sql: str, want: str) -> None:
+    assert translate_expression(sql, source="sqlite", target="postgres", what="x") == want
+
+
+@pytest.mark.parametrize("sql", ["a = 1; DROP TABLE t", "1 FROM t", "a, b"])
+def test_an_expression_is_one_expression(sql: str) -> None:
+    with pytest.raises(TranslationError, match="not one expression"):
+        translate_expression(sql, source="sqlite", target="postgres", what="a CHECK")

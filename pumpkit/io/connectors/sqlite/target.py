@@ -150,6 +150,8 @@ class SqliteTarget(Target):
         self.foreign_keys: dict[str, list[tuple[str, ForeignKey]]] = {}
         self.uniques: dict[str, list[tuple[str, tuple[str | None, tuple[str, ...]]]]] = {}
         self.counted: dict[str, str] = {}
+        #: Partitions (by folded name) and the table their rows go into here.
+        self.partitions: dict[str, str] = {}
         #: The objects a CREATE TABLE took in: ``(object type, folded name)``.
         self.in_tables: set[tuple[str, str]] = set()
         #: Both gates for the dump's statements; its scope grows with ``declare``.
@@ -213,7 +215,10 @@ class SqliteTarget(Target):
         Nothing is added to the plan."""
         if not self.cross:
             return []
-        made = {fold(t.name) for t in tables}
+        made = {fold(t.name) for t in tables if t.partition_root is None}
+        self.partitions = {
+            fold(t.name): t.partition_root[1] for t in tables if t.partition_root is not None
+        }
         for obj in objects:
             what = f"{obj.object_type} {obj.name!r}"
             try:
@@ -350,6 +355,14 @@ class SqliteTarget(Target):
         kind = obj.object_type
         if kind == "CONSTRAINT" and "PRIMARY KEY" in obj.ddl:
             return MADE  # the table was made with its primary key
+        root = self.partitions.get(fold(obj.table)) if obj.table else None
+        if root is not None:
+            return Outcome(
+                False,
+                f"it belongs to partition {obj.table!r}, whose rows are in table {root!r} here;"
+                " SQLite has no partitions, so that table has the partitioned table's indexes"
+                " and constraints, not each partition's",
+            )
         if (kind, fold(obj.name)) in self.in_tables:
             return MADE
         if kind == "SEQUENCE_DEF" and fold(obj.name) in self.counted:
