@@ -2113,7 +2113,11 @@ def v_crashcut_parallel(work: Path) -> Vector:
             body,
             clean=False,
             version="1.3",
-            verify={"faults": 1, "first_fault_file": f"{name}.dmp", "first_fault_offset": len(data)},
+            verify={
+                "faults": 1,
+                "first_fault_file": f"{name}.dmp",
+                "first_fault_offset": len(data),
+            },
             readable_end={1: len(data)},
         ),
     )
@@ -2159,7 +2163,11 @@ def v_crashcut_unfinished(work: Path) -> Vector:
             body,
             clean=False,
             version="1.3",
-            verify={"faults": 1, "first_fault_file": f"{name}.dmp", "first_fault_offset": len(data)},
+            verify={
+                "faults": 1,
+                "first_fault_file": f"{name}.dmp",
+                "first_fault_offset": len(data),
+            },
             readable_end={1: len(data)},
         ),
     )
@@ -2171,7 +2179,9 @@ def v_rowid_table(work: Path) -> Vector:
 
     def script(rec: Recorder13) -> None:
         rec.table_def(NOTES, NOTES_DEFINITION)
-        rec.tagged(1, msgspec.msgpack.encode(rows), GranuleTag(1, 0, first=True, last=True), count=3)
+        rec.tagged(
+            1, msgspec.msgpack.encode(rows), GranuleTag(1, 0, first=True, last=True), count=3
+        )
         rec.rows[1].extend(rows)
 
     rec, files = write_set_13(work, "rowid_table.dmp", body, script)
@@ -2271,7 +2281,7 @@ def measured(
     *,
     operation: str,
     error: str | None,
-    file: str,
+    file: str | None,
     offset: int | None,
     header_fault: bool = False,
     verify_known: bool = True,
@@ -2322,9 +2332,13 @@ def tagged_small_set(work: Path, name: str) -> tuple[Recorder13, bytes]:
     def script(rec: Recorder13) -> None:
         rec.table(PEOPLE)
         rows = people_rows(1, 3)
-        rec.tagged(1, msgspec.msgpack.encode(rows), GranuleTag(1, 0, first=True, last=False), count=3)
+        rec.tagged(
+            1, msgspec.msgpack.encode(rows), GranuleTag(1, 0, first=True, last=False), count=3
+        )
         rows = people_rows(4, 2)
-        rec.tagged(1, msgspec.msgpack.encode(rows), GranuleTag(1, 1, first=False, last=True), count=2)
+        rec.tagged(
+            1, msgspec.msgpack.encode(rows), GranuleTag(1, 1, first=False, last=True), count=2
+        )
 
     rec, files = write_set_13(work, f"{name}.dmp", body_for("VECTORS_1_3"), script)
     (data,) = files.values()
@@ -2506,12 +2520,80 @@ def set_size_vector(work: Path) -> Vector:
     _, files = write_set(work, "set_sizes-%U.dmp", body, multifile_script, filesize=6144)
     names = list(files)
     last = names[-1]
-    head = msgspec.msgpack.decode(files[last][PREFIX.size : PREFIX.size + header_fields(files[last])[11]])
+    head = msgspec.msgpack.decode(
+        files[last][PREFIX.size : PREFIX.size + header_fields(files[last])[11]]
+    )
     head["set_file_count"] = len(names) + 1
     files[last] = rebuild_header(files[last], body=msgspec.msgpack.encode(head))
     return measured(work, "set_sizes_disagree", "a three-file set whose last header says it"
                     " has four files: the headers disagree on the set's size", files,
                     operation="open", error="IncompleteSetError", file=names[0], offset=None)  # fmt: skip
+
+
+def more_fault_vectors_13(work: Path) -> list[Vector]:
+    """The last faults of section 11 a file can show: a damaged zstd frame, an encrypted
+    payload too short for nonce and tag, a catalog that names a file the set lacks."""
+    out = []
+    body = body_for(
+        "VECTORS_BAD_ZSTD", compression="zstd", compression_level=3, data_compressed=True
+    )
+
+    def zstd_script(rec: Recorder) -> None:
+        rec.table(PEOPLE, compress=False)
+        rec.batch(1, people_rows(1, 5), compress=True)
+
+    rec, files = write_set(work, "bad_zstd.dmp", body, zstd_script)
+    (data,) = files.values()
+    w = first_data_frame(rec)
+    out.append(
+        measured(work, "bad_zstd", "the first TABLE_DATA frame is compressed; its zstd magic"
+                 " is zeroed, checksums fixed: the payload is not a zstd frame",
+                 {"bad_zstd.dmp": forge_payload(data, w.position, 0, bytes(4))},
+                 operation="read", error="CorruptDumpError", file="bad_zstd.dmp",
+                 offset=w.position + 32)
+    )  # fmt: skip
+
+    encryption = Encryption(PASSWORD, "DATA_ONLY")
+
+    def enc_script(rec: Recorder) -> None:
+        rec.table(PEOPLE)
+        rec.batch(1, people_rows(1, 3))
+
+    rec, files, _ = encrypted_set("encrypted_too_short", "VECTORS_ENCRYPTED_TOO_SHORT",
+                                  enc_script, encryption)  # fmt: skip
+    (data,) = files.values()
+    w = first_data_frame(rec)
+    short = forged_frame(data, w.position, payload_length=20, uncompressed_length=0)
+    vector = measured(work, "encrypted_too_short", "an encrypted TABLE_DATA frame whose"
+                      " payload_length is 20: too short for nonce and GCM tag (28)",
+                      {"encrypted_too_short.dmp": short}, operation="read",
+                      error="CorruptDumpError", file="encrypted_too_short.dmp",
+                      offset=w.position + 16)  # fmt: skip
+    vector.spec["password"] = PASSWORD
+    out.append(vector)
+
+    body = body_for("VECTORS_CATALOG_MISSING_FILE")
+    columns = ["process_order", "duplicate", "object_type", "object_schema", "object_name",
+               "object_number", "processing_state", "frames"]  # fmt: skip
+
+    def catalog_script(rec: Recorder) -> None:
+        rec.table(PEOPLE)
+        rec.batch(1, people_rows(1, 5))
+        w = first_data_frame(rec)
+        frames = msgspec.msgpack.encode([[7, w.position, w.length, 5, len(rec.written[-1].raw)]])
+        rec.control_table("VECTORS_CATALOG_MISSING_FILE", columns, [
+            [1, 0, "TABLE", "main", "people", 1, "C", None],
+            [2, 1, "TABLE_DATA", "main", "people", 1, "C", frames],
+        ])  # fmt: skip
+
+    _, files = write_set(work, "catalog_missing_file.dmp", body, catalog_script)
+    out.append(
+        measured(work, "catalog_missing_file", "a catalog (control-table.md) whose TABLE_DATA"
+                 " row lists a frame in file 7 of a one-file set: the location names a file the"
+                 " set does not hold", files, operation="read", error="IncompleteSetError",
+                 file=None, offset=None, verify_known=False)
+    )  # fmt: skip
+    return out
 
 
 def vectors_1_3(work: Path) -> list[Vector]:
@@ -2523,6 +2605,7 @@ def vectors_1_3(work: Path) -> list[Vector]:
         *header_fault_vectors_13(work),
         *frame_fault_vectors_13(work),
         set_size_vector(work),
+        *more_fault_vectors_13(work),
     ]
 
 

@@ -108,6 +108,9 @@ REQUIRED_INVALID = {
     "tagged_metadata",
     "truncated_before_index",
     "wrong_encoding_for_kind",
+    "bad_zstd",
+    "encrypted_too_short",
+    "catalog_missing_file",
 }
 
 

@@ -346,6 +346,8 @@ class DumpSetReader:
             except DumpError:
                 break
             offset += frame.header.length
+            if frame.header.kind == FrameKind.END:
+                break  # the readable end is just past END (section 8), as frames() stops
         return offset
 
     def objects(self) -> list[ObjectFrames]:
