@@ -52,10 +52,12 @@ import msgspec
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pumpkit.core.crypto import FrameCipher
 from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     Encoding,
     FrameKind,
+    GranuleTag,
     Location,
     build_frame,
     decode_frame,
@@ -65,6 +67,7 @@ from pumpkit.core.frame import (
     parse_frame_header,
 )
 from pumpkit.core.header import HEADER_SIZE, FileHeader, HeaderBody, HeaderFlags, encode_header
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.io.dumpset.writer import DumpSetWriter
 
 FORMAT_VERSION = 1
@@ -110,6 +113,18 @@ BODY_KEYS_1_0 = (
     "set_file_count",
     "set_files",
 )
+#: Format 1.1's seven encryption keys, written after those of 1.0. The encrypted vectors have
+#: exactly these 23 keys; format 1.3's signature keys came later and are cut (``as_1_1``).
+BODY_KEYS_1_1 = (
+    *BODY_KEYS_1_0,
+    "encryption_scope",
+    "kdf",
+    "kdf_salt",
+    "kdf_n",
+    "kdf_r",
+    "kdf_p",
+    "key_check",
+)
 
 
 # --- JSON form of decoded msgpack values -----------------------------------------------------
@@ -150,6 +165,8 @@ class Written:
     encoding: int
     raw: bytes
     value: Any  # the Python value encoded (None for a RAW payload)
+    tag: GranuleTag | None = None  # format 1.3: the frame's granule tag
+    data: bool = True  # False: an unfinished granule's frame, no data of the set (8.1)
 
 
 @dataclass
@@ -462,16 +479,19 @@ class ComposedFile:
         )
         if self.encryption is None:
             return as_1_0(header + frames)
-        return header + frames
+        return as_1_0(header + frames, keys=BODY_KEYS_1_1)
 
 
-def as_1_0(data: bytes, *, minor: int | None = None) -> bytes:
-    """``data`` with its header body cut to the sixteen keys of format 1.0 and, if given, its
-    minor version set: the header every vector in clear had before format 1.1."""
+def as_1_0(
+    data: bytes, *, minor: int | None = None, keys: tuple[str, ...] = BODY_KEYS_1_0
+) -> bytes:
+    """``data`` with its header body cut to the sixteen keys of format 1.0 (or to ``keys``)
+    and, if given, its minor version set: the header every vector in clear had before format
+    1.1 (and every encrypted one before 1.3)."""
     fields = header_fields(data)
     body = msgspec.msgpack.decode(data[PREFIX.size : PREFIX.size + fields[11]])
     return rebuild_header(
-        data, minor=minor, body=msgspec.msgpack.encode({k: body[k] for k in BODY_KEYS_1_0})
+        data, minor=minor, body=msgspec.msgpack.encode({k: body[k] for k in keys})
     )
 
 
@@ -623,7 +643,7 @@ def valid_spec(
                 "data_frames": sum(
                     1
                     for w in rec.written
-                    if w.kind == FrameKind.TABLE_DATA and w.object_id == object_id
+                    if w.kind == FrameKind.TABLE_DATA and w.object_id == object_id and w.data
                 ),
                 "rows": to_json(rows),
             }
@@ -640,6 +660,13 @@ def valid_spec(
             "encoding": w.encoding,
             "uncompressed_length": len(w.raw),
         }
+        if w.tag is not None:
+            entry["tag"] = {
+                "granule": w.tag.granule,
+                "sequence": w.tag.sequence,
+                "first": w.tag.first,
+                "last": w.tag.last,
+            }
         if w.kind != FrameKind.TABLE_DATA:
             entry["payload"] = (
                 to_json(w.value) if w.encoding == Encoding.MSGPACK else {"hex": w.raw.hex()}
@@ -1875,6 +1902,630 @@ def encrypted_vectors() -> list[Vector]:
     return out
 
 
+# --- format 1.3: granule tags, PG_ARCHIVE, and a vector for every fault of section 11 -------
+
+#: The 12-byte granule tag (section 5.9), written out here as the spec gives it.
+GRANULE_TAG = struct.Struct("<IIB3s")
+TAG_FIRST, TAG_LAST = 0x01, 0x02
+FRAME_TAGGED = 0x08
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def copy_stream(rows: list[tuple[int, str | None]]) -> bytes:
+    """PostgreSQL's binary COPY stream of rows (id int8, name text), packed by hand."""
+    out = bytearray(COPY_SIGNATURE + struct.pack(">ii", 0, 0))
+    for ident, name in rows:
+        out += struct.pack(">hiq", 2, 8, ident)
+        if name is None:
+            out += struct.pack(">i", -1)
+        else:
+            text = name.encode("utf-8")
+            out += struct.pack(">i", len(text)) + text
+    return bytes(out + struct.pack(">h", -1))
+
+
+def tagged_frame(
+    data: bytes,
+    *,
+    object_id: int,
+    count: int,
+    encoding: int,
+    tag: GranuleTag,
+    encryption: Encryption | None = None,
+    nonce: bytes = b"",
+) -> tuple[bytes, bytes]:
+    """A tagged TABLE_DATA frame packed by hand (5.9): the tag in clear, then the payload (or
+    nonce, AES-256-GCM ciphertext and GCM tag, with the tag in the associated data)."""
+    flags = FRAME_TAGGED
+    tag_flags = (TAG_FIRST if tag.first else 0) | (TAG_LAST if tag.last else 0)
+    tag_bytes = GRANULE_TAG.pack(tag.granule, tag.sequence, tag_flags, bytes(3))
+    body = data
+    if encryption is not None:
+        flags |= FRAME_ENCRYPTED
+        aad = FRAME_AAD.pack(
+            b"PKFR", FrameKind.TABLE_DATA, flags, encoding, 0, object_id, count, len(data)
+        )
+        body = nonce + AESGCM(encryption.key).encrypt(nonce, data, aad + tag_bytes)
+    stored = tag_bytes + body
+    header = frame_header_bytes(
+        FrameKind.TABLE_DATA,
+        flags=flags,
+        encoding=encoding,
+        object_id=object_id,
+        count=count,
+        payload_length=len(stored),
+        uncompressed_length=len(data),
+        payload_crc=zlib.crc32(stored),
+    )
+    return header, stored
+
+
+class Recorder13(Recorder):
+    """A Recorder that also writes tagged TABLE_DATA frames (format 1.3) and METADATA with a
+    ``definition`` (the form pumpkit's exports write, section 5.5)."""
+
+    def table_def(self, spec: TableSpec, definition: dict[str, Any]) -> None:
+        self.tables[spec.object_id] = spec
+        self.rows.setdefault(spec.object_id, [])
+        value = {
+            "object_type": spec.object_type,
+            "schema": spec.schema,
+            "name": spec.name,
+            "definition": definition,
+        }
+        self._write(FrameKind.METADATA, value, object_id=spec.object_id, count=1, compress=False)
+
+    def tagged(
+        self,
+        object_id: int,
+        data: bytes,
+        tag: GranuleTag,
+        *,
+        count: int,
+        encoding: int = Encoding.MSGPACK,
+        value: Any = None,
+        is_data: bool = True,
+        encryption: Encryption | None = None,
+    ) -> Location:
+        nonce = b""
+        if encryption is not None:
+            nonce = hashlib.sha256(f"1.3 frame {len(self.written)}".encode()).digest()[:12]
+        head, stored = tagged_frame(
+            data,
+            object_id=object_id,
+            count=count,
+            encoding=encoding,
+            tag=tag,
+            encryption=encryption,
+            nonce=nonce,
+        )
+        assert isinstance(self.writer, DumpSetWriter)
+        loc = self.writer.write_built(head, stored)
+        self.written.append(
+            Written(
+                loc,
+                int(FrameKind.TABLE_DATA),
+                object_id,
+                count,
+                int(encoding),
+                data,
+                value,
+                tag=tag,
+                data=is_data,
+            )
+        )
+        return loc
+
+
+def write_set_13(
+    workdir: Path,
+    template: str,
+    body: HeaderBody,
+    script: Callable[[Recorder13], None],
+    *,
+    finish: str = "close",
+    cipher: FrameCipher | None = None,
+) -> tuple[Recorder13, dict[str, bytes]]:
+    """One set as pumpkit's 1.3 writer lays it out: its header is not cut back."""
+    directory = Path(tempfile.mkdtemp(dir=workdir))
+    writer = DumpSetWriter(
+        [template], directory=directory, body=body, guid=GUID_A, created=CREATED, cipher=cipher
+    )
+    rec = Recorder13(writer)
+    script(rec)
+    paths = list(writer.paths)
+    if finish == "close":
+        writer.close()
+    else:
+        writer.abandon()
+    return rec, {p.name: p.read_bytes() for p in paths}
+
+
+BIG = TableSpec(1, "public", "big", [("id", "bigint"), ("name", "text")])
+BIG_DEFINITION = {
+    "schema": "public",
+    "name": "big",
+    "ddl": "CREATE TABLE public.big (id bigint NOT NULL, name text)",
+    "columns": ["id", "name"],
+    "rowid_column": None,
+    "column_types": ["bigint", "text"],
+    "column_kinds": ["int8", "text"],
+    "row_format": "pgcopy",
+}
+NOTES = TableSpec(1, "main", "notes", [("rowid", "INTEGER"), ("body", "TEXT")])
+NOTES_DEFINITION = {
+    "schema": "main",
+    "name": "notes",
+    "ddl": "CREATE TABLE notes (body TEXT)",
+    "columns": ["rowid", "body"],
+    "rowid_column": "rowid",
+    "row_format": "msgpack",
+}
+
+
+def big_rows(start: int, n: int) -> list[tuple[int, str | None]]:
+    return [(i, None if i % 7 == 0 else f"row {i}") for i in range(start, start + n)]
+
+
+def pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def v_crashcut_parallel(work: Path) -> Vector:
+    body = body_for("VECTORS_CRASHCUT_PARALLEL", source_engine="postgresql", source_version="15")
+    streams = {1: big_rows(1, 6), 2: big_rows(101, 5), 3: big_rows(201, 6)}
+    parts = {g: pieces(copy_stream(rows), 40) for g, rows in streams.items()}
+    # Two workers: granules 1 and 2 interleave; granule 3 was begun when the crash came.
+    order = [(1, 0), (2, 0), (1, 1), (2, 1), (3, 0), (1, 2), (2, 2), (3, 1)]
+    order += [(g, i) for g in (1, 2) for i in range(3, len(parts[g]))]
+
+    def script(rec: Recorder13) -> None:
+        rec.table_def(BIG, BIG_DEFINITION)
+        for granule, i in order:
+            last = i == len(parts[granule]) - 1
+            rows = streams[granule]
+            rec.tagged(
+                1,
+                parts[granule][i],
+                GranuleTag(granule, i, first=i == 0, last=last),
+                count=len(rows) if last else 0,
+                encoding=Encoding.PGCOPY,
+                is_data=granule != 3,
+            )
+        rec.rows[1] = [list(r) for g in (1, 2) for r in streams[g]]
+
+    rec, files = write_set_13(work, "crashcut_parallel.dmp", body, script, finish="abandon")
+    (data,) = files.values()
+    name = "crashcut_parallel"
+    return Vector(
+        name,
+        True,
+        files,
+        valid_spec(
+            name,
+            "format 1.3: a --parallel 2 PostgreSQL export cut short by kill -9, no control"
+            " table: the PGCOPY frames of granules 1 and 2 interleave and both are whole"
+            " (FIRST to LAST); granule 3 has two frames and no LAST, so it is unfinished and"
+            " none of its rows are data (section 8.1); rows decode per granule as one COPY"
+            " stream each, NULLs included",
+            rec,
+            files,
+            body,
+            clean=False,
+            version="1.3",
+            verify={"faults": 1, "first_fault_file": f"{name}.dmp", "first_fault_offset": len(data)},
+            readable_end={1: len(data)},
+        ),
+    )
+
+
+def v_crashcut_unfinished(work: Path) -> Vector:
+    body = body_for("VECTORS_CRASHCUT_UNFINISHED")
+
+    def batch(rec: Recorder13, rows: list[list[Any]], tag: GranuleTag, is_data: bool) -> None:
+        rec.tagged(1, msgspec.msgpack.encode(rows), tag, count=len(rows), is_data=is_data)
+        if is_data:
+            rec.rows[1].extend(rows)
+
+    def script(rec: Recorder13) -> None:
+        rec.table(PEOPLE)
+        batch(rec, people_rows(1, 2), GranuleTag(1, 0, first=True, last=False), True)
+        batch(rec, people_rows(3, 2), GranuleTag(1, 1, first=False, last=True), True)
+        # Granule 2 begun, then (a restart) begun again and finished: the first run is dead.
+        batch(rec, people_rows(11, 2), GranuleTag(2, 0, first=True, last=False), False)
+        batch(rec, people_rows(13, 1), GranuleTag(2, 1, first=False, last=False), False)
+        batch(rec, people_rows(11, 2), GranuleTag(2, 0, first=True, last=False), True)
+        batch(rec, people_rows(13, 2), GranuleTag(2, 1, first=False, last=False), True)
+        batch(rec, people_rows(15, 1), GranuleTag(2, 2, first=False, last=True), True)
+        # Granule 3: its second frame never made it (a gap), then the crash.
+        batch(rec, people_rows(21, 2), GranuleTag(3, 0, first=True, last=False), False)
+        batch(rec, people_rows(25, 2), GranuleTag(3, 2, first=False, last=True), False)
+
+    rec, files = write_set_13(work, "crashcut_unfinished.dmp", body, script, finish="abandon")
+    (data,) = files.values()
+    name = "crashcut_unfinished"
+    return Vector(
+        name,
+        True,
+        files,
+        valid_spec(
+            name,
+            "format 1.3, msgpack rows, no control table: granule 1 whole; granule 2 begun,"
+            " begun again by a restart and finished (only the last complete run is data);"
+            " granule 3 with a missing frame (sequence 1), so unfinished even though its last"
+            " frame says LAST (section 8.1)",
+            rec,
+            files,
+            body,
+            clean=False,
+            version="1.3",
+            verify={"faults": 1, "first_fault_file": f"{name}.dmp", "first_fault_offset": len(data)},
+            readable_end={1: len(data)},
+        ),
+    )
+
+
+def v_rowid_table(work: Path) -> Vector:
+    body = body_for("VECTORS_ROWID")
+    rows = [[5, "first note"], [9, None], [12, "third"]]
+
+    def script(rec: Recorder13) -> None:
+        rec.table_def(NOTES, NOTES_DEFINITION)
+        rec.tagged(1, msgspec.msgpack.encode(rows), GranuleTag(1, 0, first=True, last=True), count=3)
+        rec.rows[1].extend(rows)
+
+    rec, files = write_set_13(work, "rowid_table.dmp", body, script)
+    return Vector(
+        "rowid_table",
+        True,
+        files,
+        valid_spec(
+            "rowid_table",
+            "format 1.3: an SQLite rowid table without an INTEGER PRIMARY KEY; its DDL declares"
+            " one column (body), its rows hold two: the rowid first (definition.rowid_column"
+            " 'rowid', definition.columns ['rowid', 'body']), as section 5.5 says",
+            rec,
+            files,
+            body,
+            version="1.3",
+        ),
+    )
+
+
+def v_encrypted_tagged(work: Path) -> Vector:
+    encryption = Encryption(PASSWORD, "DATA_ONLY")
+    body = body_for("VECTORS_ENCRYPTED_TAGGED", **encryption.body_fields())
+    rows = people_rows(5, 3)
+
+    def script(rec: Recorder13) -> None:
+        rec.table(PEOPLE)
+        rec.tagged(
+            1,
+            msgspec.msgpack.encode(rows),
+            GranuleTag(1, 0, first=True, last=True),
+            count=3,
+            encryption=encryption,
+        )
+        rec.rows[1].extend(rows)
+
+    rec, files = write_set_13(
+        work, "encrypted_tagged.dmp", body, script, cipher=FrameCipher(encryption.key)
+    )
+    data_frame = next(w for w in rec.written if w.kind == FrameKind.TABLE_DATA)
+    assert len(data_frame.raw) == 61 and data_frame.location.length == 32 + 12 + 12 + 61 + 16
+    return Vector(
+        "encrypted_tagged",
+        True,
+        files,
+        valid_spec(
+            "encrypted_tagged",
+            "format 1.3, password encryption of scope DATA_ONLY: a tagged TABLE_DATA frame"
+            " of 3 rows (61 bytes of msgpack): uncompressed_length 61, payload_length"
+            " 12 (granule tag, in clear) + 12 (nonce) + 61 + 16 (GCM tag) = 101; the tag is"
+            " part of the GCM associated data (section 5.7)",
+            rec,
+            files,
+            body,
+            version="1.3",
+            password=PASSWORD,
+        ),
+    )
+
+
+def forge_prefix(data: bytes, **fields: int) -> bytes:
+    """``data`` with fields of the 80-byte prefix changed (by the names of section 3.2) and
+    the header CRC made valid again."""
+    names = [
+        "magic", "major", "minor", "header_size", "flags", "file_number", "guid",
+        "created_us", "data_end", "index_position", "control_position", "body_length",
+        "reserved",
+    ]  # fmt: skip
+    values = header_fields(data)
+    for name, value in fields.items():
+        values[names.index(name)] = value
+    out = bytearray(data)
+    PREFIX.pack_into(out, 0, *values)
+    size = header_fields(data)[3]
+    struct.pack_into("<I", out, size - 4, zlib.crc32(out[: size - 4]))
+    return bytes(out)
+
+
+def forge_payload(data: bytes, at: int, offset: int, new: bytes) -> bytes:
+    """``data`` with bytes of the payload of the frame at ``at`` replaced from ``offset`` and
+    both frame checksums made valid again."""
+    h = parse_frame_header(data, at)
+    out = bytearray(data)
+    start = at + FRAME_HEADER_SIZE + offset
+    out[start : start + len(new)] = new
+    payload = out[at + FRAME_HEADER_SIZE : at + FRAME_HEADER_SIZE + h.payload_length]
+    struct.pack_into("<I", out, at + 24, zlib.crc32(payload))
+    struct.pack_into("<I", out, at + 28, zlib.crc32(out[at : at + 28]))
+    return bytes(out)
+
+
+def measured(
+    work: Path,
+    name: str,
+    description: str,
+    files: dict[str, bytes],
+    *,
+    operation: str,
+    error: str | None,
+    file: str,
+    offset: int | None,
+    header_fault: bool = False,
+    verify_known: bool = True,
+) -> Vector:
+    """An invalid vector whose verify expectation is what ``pumpkit verify`` reports of it
+    (``verify_known=False``: null, the format does not say)."""
+    directory = Path(tempfile.mkdtemp(dir=work))
+    for fname, data in files.items():
+        (directory / fname).write_bytes(data)
+    report = verify_paths([directory / f for f in files])
+    order = list(files)
+    assert report.faults or not verify_known, f"{name}: verify finds nothing"
+    first = min(
+        report.faults,
+        key=lambda f: (order.index(Path(f.path).name), -1 if f.offset is None else f.offset),
+        default=None,
+    )
+    info: dict[str, dict[str, Any]] = {}
+    for fname, data in files.items():
+        info[fname] = (
+            {"raises": error, "offset": offset}
+            if header_fault and fname == file
+            else {"file_type": "pumpkit", "file_size": len(data)}
+        )
+    return Vector(
+        name,
+        False,
+        files,
+        invalid_spec(
+            name,
+            description,
+            files,
+            operation=operation,
+            error=error,
+            file=file,
+            offset=offset,
+            faults=len(report.faults) if verify_known else None,
+            first_fault_file=None if first is None else Path(first.path).name,
+            first_fault_offset=None if first is None else first.offset,
+            info=info,
+        ),
+    )
+
+
+def tagged_small_set(work: Path, name: str) -> tuple[Recorder13, bytes]:
+    """A clean 1.3 file: a table and two tagged TABLE_DATA frames of one granule."""
+
+    def script(rec: Recorder13) -> None:
+        rec.table(PEOPLE)
+        rows = people_rows(1, 3)
+        rec.tagged(1, msgspec.msgpack.encode(rows), GranuleTag(1, 0, first=True, last=False), count=3)
+        rows = people_rows(4, 2)
+        rec.tagged(1, msgspec.msgpack.encode(rows), GranuleTag(1, 1, first=False, last=True), count=2)
+
+    rec, files = write_set_13(work, f"{name}.dmp", body_for("VECTORS_1_3"), script)
+    (data,) = files.values()
+    return rec, data
+
+
+def header_fault_vectors_13(work: Path) -> list[Vector]:
+    """Section 11's header faults that had no vector before 1.3."""
+    out = []
+    cases: list[tuple[str, str, Callable[[bytes], bytes], str, int]] = [
+        ("header_under_80", "the first 50 bytes of a dump file (it begins like the magic)",
+         lambda d: d[:50], "CorruptDumpError", 50),
+        ("major_zero", "format major version 0, valid header checksum",
+         lambda d: forge_prefix(d, major=0), "CorruptDumpError", 8),
+        ("bad_header_size", "header_size 1000: not a multiple of 512",
+         lambda d: forge_prefix(d, header_size=1000), "CorruptDumpError", 12),
+        ("created_out_of_range", "created_us in the year 10000, valid header checksum",
+         lambda d: forge_prefix(d, created_us=253_402_300_800_000_000), "CorruptDumpError", 40),
+        ("file_number_zero", "file_number 0, valid header checksum",
+         lambda d: forge_prefix(d, file_number=0), "CorruptDumpError", 20),
+        ("data_end_in_header", "data_end 100: inside the header",
+         lambda d: forge_prefix(d, data_end=100), "CorruptDumpError", 48),
+        ("index_in_header", "index_position 100: inside the header",
+         lambda d: forge_prefix(d, index_position=100), "CorruptDumpError", 56),
+        ("control_in_header", "control_position 100 and the CONTROL_TABLE flag: inside the header",
+         lambda d: forge_prefix(d, control_position=100, flags=3), "CorruptDumpError", 64),
+        ("index_not_before_data_end", "index_position equal to data_end",
+         lambda d: forge_prefix(d, index_position=header_fields(d)[8]), "CorruptDumpError", 56),
+        ("control_flag_mismatch", "the CONTROL_TABLE flag set, control_position 0",
+         lambda d: forge_prefix(d, flags=header_fields(d)[4] | 2), "CorruptDumpError", 64),
+        ("header_reserved", "the reserved u32 at 76 is 1",
+         lambda d: forge_prefix(d, reserved=1), "CorruptDumpError", 76),
+        ("body_length_too_big", "body_length 4096: more than H - 84",
+         lambda d: forge_prefix(d, body_length=4096), "CorruptDumpError", 72),
+        ("encrypted_flag_mismatch", "the ENCRYPTED header flag set, the body's encryption 'none'",
+         lambda d: forge_prefix(d, flags=header_fields(d)[4] | 4), "CorruptDumpError", 16),
+    ]  # fmt: skip
+    for name, description, forge, error, offset in cases:
+        _, data = small_set(work, name)
+        fname = f"{name}.dmp"
+        out.append(
+            measured(work, name, description, {fname: forge(data)}, operation="open",
+                     error=error, file=fname, offset=offset, header_fault=True)
+        )  # fmt: skip
+    _, data = small_set(work, "header_padding")
+    body_end = PREFIX.size + header_fields(data)[11]
+    padded = bytearray(data)
+    padded[body_end + 10] = 1
+    struct.pack_into("<I", padded, HEADER_SIZE - 4, zlib.crc32(padded[: HEADER_SIZE - 4]))
+    out.append(
+        measured(work, "header_padding", "a padding byte of the header is 1, valid checksum",
+                 {"header_padding.dmp": bytes(padded)}, operation="open",
+                 error="CorruptDumpError", file="header_padding.dmp", offset=body_end + 10,
+                 header_fault=True)
+    )  # fmt: skip
+    _, data = small_set(work, "body_not_a_map")
+    out.append(
+        measured(work, "body_not_a_map", "the header body is a msgpack array, not a map",
+                 {"body_not_a_map.dmp": rebuild_header(data, body=msgspec.msgpack.encode([1]))},
+                 operation="open", error="CorruptDumpError", file="body_not_a_map.dmp",
+                 offset=80, header_fault=True)
+    )  # fmt: skip
+    return out
+
+
+def frame_fault_vectors_13(work: Path) -> list[Vector]:
+    """Section 11's frame faults that had no vector before 1.3."""
+    out = []
+
+    def one(name: str, description: str, data: bytes, error: str | None, offset: int,
+            operation: str = "read", verify_known: bool = True) -> None:  # fmt: skip
+        fname = f"{name}.dmp"
+        out.append(
+            measured(work, name, description, {fname: data}, operation=operation,
+                     error=error, file=fname, offset=offset, verify_known=verify_known)
+        )  # fmt: skip
+
+    rec, data = small_set(work, "bad_frame_header_crc")
+    p = first_data_frame(rec).position
+    damaged = bytearray(data)
+    damaged[p + 12] ^= 0x01  # count, with the frame header's CRC left as it was
+    one("bad_frame_header_crc", "one byte of the first TABLE_DATA frame's header changed:"
+        " its header_crc fails", bytes(damaged), "CorruptDumpError", p)  # fmt: skip
+
+    rec, data = small_set(work, "no_frame_magic")
+    p = first_data_frame(rec).position
+    one("no_frame_magic", "the first TABLE_DATA frame's magic is PKFX (the INDEX points at it)",
+        data[:p] + b"PKFX" + data[p + 4 :], "CorruptDumpError", p)  # fmt: skip
+
+    rec, data = small_set(work, "frame_reserved")
+    p = first_data_frame(rec).position
+    forged = bytearray(data)
+    forged[p + 7] = 1
+    struct.pack_into("<I", forged, p + 28, zlib.crc32(forged[p : p + 28]))
+    one("frame_reserved", "the first TABLE_DATA frame's reserved byte is 1, valid checksums",
+        bytes(forged), "CorruptDumpError", p + 7)  # fmt: skip
+
+    rec, data = small_set(work, "huge_uncompressed_length")
+    p = first_data_frame(rec).position
+    one("huge_uncompressed_length", "uncompressed_length 2^28 + 1 (over MAX_PAYLOAD), valid"
+        " checksums", forged_frame(data, p, uncompressed_length=(1 << 28) + 1),
+        "CorruptDumpError", p + 20)  # fmt: skip
+
+    rec, data = small_set(work, "lengths_differ")
+    w = first_data_frame(rec)
+    one("lengths_differ", "an uncompressed frame whose uncompressed_length is one more than"
+        " payload_length, valid checksums",
+        forged_frame(data, w.position, uncompressed_length=w.length - 32 + 1),
+        "CorruptDumpError", w.position + 20)  # fmt: skip
+
+    rec, data = small_set(work, "wrong_encoding_for_kind")
+    meta = next(x.location for x in rec.written if x.kind == FrameKind.METADATA)
+    one("wrong_encoding_for_kind", "the METADATA frame says encoding RAW (0), which 5.5 does"
+        " not allow a METADATA frame", forged_frame(data, meta.position, encoding=0),
+        "CorruptDumpError", meta.position + 6)  # fmt: skip
+
+    rec, data = small_set(work, "count_mismatch")
+    w = first_data_frame(rec)
+    one("count_mismatch", "the first TABLE_DATA frame's count is one more than the rows it"
+        " holds (its INDEX entry agrees): a reader of its rows refuses it",
+        index_agrees(forged_frame(data, w.position, count=6), w.position, count=6),
+        "CorruptDumpError", w.position, verify_known=False)  # fmt: skip
+
+    rec, data = small_set(work, "bad_msgpack")
+    w = first_data_frame(rec)
+    one("bad_msgpack", "the first TABLE_DATA frame's payload starts with 0xC1 (never used in"
+        " msgpack), checksums fixed: verify finds it at P + 32; a reader of its rows at P",
+        forge_payload(data, w.position, 0, b"\xc1"), "CorruptDumpError", w.position)  # fmt: skip
+
+    rec, data = small_set(work, "index_not_array")
+    at = index_position(data)
+    one("index_not_array", "the INDEX payload is a msgpack map, checksums fixed",
+        forge_payload(data, at, 0, b"\x80"), "CorruptDumpError", at)  # fmt: skip
+
+    rec, data = small_set(work, "truncated_before_index")
+    at = index_position(data)
+    one("truncated_before_index", "a cleanly closed file cut 10 bytes into its INDEX frame's"
+        " header: fewer than 32 bytes where the header says a frame starts",
+        data[: at + 10], "CorruptDumpError", at)  # fmt: skip
+
+    rec, data = tagged_small_set(work, "tagged_metadata")
+    meta = next(x.location for x in rec.written if x.kind == FrameKind.METADATA)
+    h = parse_frame_header(data, meta.position)
+    one("tagged_metadata", "a METADATA frame with the TAGGED flag (only TABLE_DATA is tagged)",
+        forged_frame(data, meta.position, flags=h.flags | FRAME_TAGGED, uncompressed_length=h.uncompressed_length - 12),
+        "CorruptDumpError", meta.position + 5)  # fmt: skip
+
+    for name, description, offset, new in (
+        ("tag_granule_zero", "a granule tag naming granule 0", 0, b"\0\0\0\0"),
+        ("tag_first_mismatch", "a granule tag with sequence 0 and FIRST clear", 8, b"\x00"),
+        ("tag_unknown_flag", "a granule tag with tag flag bit 2 set", 8, b"\x05"),
+        ("tag_reserved", "a granule tag whose reserved bytes are not zero", 9, b"\x01"),
+    ):
+        rec, data = tagged_small_set(work, name)
+        w = first_data_frame(rec)
+        field_at = 4 if name == "tag_first_mismatch" else offset
+        one(name, description + ", checksums fixed", forge_payload(data, w.position, offset, new),
+            "CorruptDumpError", w.position + 32 + field_at)  # fmt: skip
+    return out
+
+
+def index_agrees(data: bytes, position: int, *, count: int) -> bytes:
+    """``data`` with the INDEX entry of the frame at ``position`` saying ``count``, the INDEX
+    frame's checksums made valid again (its payload keeps its length: small counts)."""
+    at = index_position(data)
+    h = parse_frame_header(data, at)
+    payload = data[at + 32 : at + 32 + h.payload_length]
+    entries = msgspec.msgpack.decode(payload)
+    for e in entries:
+        if e[3] == position:
+            e[2] = count
+    new = msgspec.msgpack.encode(entries)
+    assert len(new) == len(payload)
+    return forge_payload(data, at, 0, new)
+
+
+def set_size_vector(work: Path) -> Vector:
+    body = body_for("VECTORS_SET_SIZES")
+    _, files = write_set(work, "set_sizes-%U.dmp", body, multifile_script, filesize=6144)
+    names = list(files)
+    last = names[-1]
+    head = msgspec.msgpack.decode(files[last][PREFIX.size : PREFIX.size + header_fields(files[last])[11]])
+    head["set_file_count"] = len(names) + 1
+    files[last] = rebuild_header(files[last], body=msgspec.msgpack.encode(head))
+    return measured(work, "set_sizes_disagree", "a three-file set whose last header says it"
+                    " has four files: the headers disagree on the set's size", files,
+                    operation="open", error="IncompleteSetError", file=names[0], offset=None)  # fmt: skip
+
+
+def vectors_1_3(work: Path) -> list[Vector]:
+    return [
+        v_crashcut_parallel(work),
+        v_crashcut_unfinished(work),
+        v_rowid_table(work),
+        v_encrypted_tagged(work),
+        *header_fault_vectors_13(work),
+        *frame_fault_vectors_13(work),
+        set_size_vector(work),
+    ]
+
+
 def all_vectors(work: Path) -> list[Vector]:
     valid = [
         v_minimal(work),
@@ -1887,7 +2538,7 @@ def all_vectors(work: Path) -> list[Vector]:
         v_future_minor(work),
         *composed_vectors(work),
     ]
-    return valid + invalid_vectors(work) + encrypted_vectors()
+    return valid + invalid_vectors(work) + encrypted_vectors() + vectors_1_3(work)
 
 
 def rendered(vectors: list[Vector]) -> dict[Path, bytes]:

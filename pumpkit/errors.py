@@ -45,7 +45,9 @@ __all__ = (
     "NotADumpFileError",
     "PumpkitError",
     "RetryableError",
+    "SignatureError",
     "StoreError",
+    "TranslationError",
     "UnsafeDumpError",
     "UnsafeFileNameError",
     "UnsupportedFeatureError",
@@ -126,6 +128,11 @@ class UnsupportedFeatureError(DumpError):
 
 class IncompleteSetError(DumpError):
     """A dump-file set has a file missing, twice, or from another set."""
+
+
+class SignatureError(DumpError):
+    """A signed set's signature is missing, misplaced or does not hold under the key given
+    (format 1.3, formats/dumpfile.md section 3.8): not signed by that key, or changed since."""
 
 
 class UnsafeDumpError(DumpError):
@@ -277,6 +284,17 @@ class ConnectorError(PumpkitError):
         self.table = table
         self.column = column
         super().__init__(message)
+
+
+class TranslationError(ConnectorError):
+    """A statement or expression of one engine's SQL has no counterpart in another's (a
+    cross-engine move): names the object (``what``) and says why (``reason``). The import
+    reports that object as left out."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what}: {reason}")
 
 
 class RetryableError(ConnectorError):

@@ -46,6 +46,7 @@ CORE_ALLOWED = {
     "codecs",
     "unicodedata",
     "contextlib",
+    "sqlglot",
 }
 CORE_FORBIDDEN_CALLS = {"open"}
 

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pumpkit.errors import DumpError, FileAccessError, NotADumpFileError
+from pumpkit.errors import DumpError, FileAccessError, InvalidArgumentError, NotADumpFileError
 from pumpkit.exitcodes import ExitCode
 from pumpkit.io.dumpset.info import get_dumpfile_info
+from pumpkit.io.dumpset.keys import read_verify_key
 from pumpkit.io.dumpset.reader import DumpSetReader
 from pumpkit.io.dumpset.verify import verify_paths
 
@@ -65,6 +67,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "--encryption-password",
         help="the set's password, if it is encrypted (or $PUMPKIT_ENCRYPTION_PASSWORD)",
     )
+    ls.add_argument("--verify-key", help=_VERIFY_KEY_HELP)
     ls.set_defaults(run=run_ls)
 
     verify = commands.add_parser(
@@ -72,7 +75,25 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     verify.add_argument("files", nargs="+", metavar="FILE")
     verify.add_argument("--json", action="store_true", help="JSON, for scripts")
+    verify.add_argument("--verify-key", help=_VERIFY_KEY_HELP)
     verify.set_defaults(run=run_verify)
+
+
+_VERIFY_KEY_HELP = "refuse a set not signed by this Ed25519 public key (a PEM file), or changed"
+
+
+def _verify_key(args: argparse.Namespace, err: TextIO) -> Ed25519PublicKey | ExitCode | None:
+    path = getattr(args, "verify_key", None)
+    if not path:
+        return None
+    try:
+        return read_verify_key(path)
+    except FileAccessError as exc:
+        _say(err, str(exc))
+        return ExitCode.NO_INPUT
+    except InvalidArgumentError as exc:
+        _say(err, str(exc))
+        return ExitCode.USAGE
 
 
 def _say(err: TextIO, message: str) -> None:
@@ -135,6 +156,9 @@ def _open_set(paths: Sequence[str], err: TextIO) -> DumpSetReader | ExitCode:
 
 
 def run_ls(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    key = _verify_key(args, err)
+    if isinstance(key, ExitCode):
+        return int(key)
     reader = _open_set(args.files, err)
     if isinstance(reader, ExitCode):
         return int(reader)
@@ -144,6 +168,8 @@ def run_ls(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys
                 "PUMPKIT_ENCRYPTION_PASSWORD"
             )
             reader.unlock(password)
+            if key is not None:
+                reader.check_signature(key)
             objects = reader.objects()
         except DumpError as exc:
             _say(err, str(exc))
@@ -230,8 +256,11 @@ def run_ls(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys
 
 
 def run_verify(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    key = _verify_key(args, err)
+    if isinstance(key, ExitCode):
+        return int(key)
     try:
-        report = verify_paths(args.files)
+        report = verify_paths(args.files, verify_key=key)
     except FileAccessError as exc:
         _say(err, str(exc))
         return int(ExitCode.NO_INPUT)

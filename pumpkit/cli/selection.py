@@ -27,6 +27,7 @@ PARFILE_KEYS = {
     "SAMPLE": "sample",
     "CONTENT": "content",
     "REMAP_TABLE": "remap_table",
+    "REMAP_SCHEMA": "remap_schema",
     "REMAP_DATA": "remap_data",
     "TRANSFORM": "transform",
     "TABLE_EXISTS_ACTION": "table_exists_action",
@@ -35,9 +36,23 @@ PARFILE_KEYS = {
     "SQLFILE": "sqlfile",
     "ENCRYPTION": "encryption",
     "ENCRYPTION_PASSWORD": "encryption_password",
+    "ROLE": "role",
+    "NO_OWNER": "no_owner",
+    "NO_PRIVILEGES": "no_privileges",
+    "SIGN_KEY": "sign_key",
+    "VERIFY_KEY": "verify_key",
 }
 #: Options that may be given several times (on the command line and in a parfile).
-LIST_KEYS = ("include", "exclude", "query", "sample", "remap_table", "remap_data", "transform")
+LIST_KEYS = (
+    "include",
+    "exclude",
+    "query",
+    "sample",
+    "remap_table",
+    "remap_schema",
+    "remap_data",
+    "transform",
+)
 
 _TABLE_PREFIX = re.compile(r'^\s*("(?:[^"]|"")+"|[A-Za-z_][\w$]*)\s*:(?!:)')
 
@@ -72,6 +87,13 @@ def add_selection_options(p: argparse.ArgumentParser, operation: str) -> None:
         help="ask for the encryption password (it is not echoed)",
     )
     if operation == "export":
+        p.add_argument("--sign-key", help="sign the set with this Ed25519 private key (a PEM file)")
+    else:
+        p.add_argument(
+            "--verify-key",
+            help="refuse a set not signed by this Ed25519 public key (a PEM file), or changed",
+        )
+    if operation == "export":
         p.add_argument("--encryption", choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"))
         p.add_argument("--estimate", choices=("BLOCKS", "STATISTICS"))
         p.add_argument(
@@ -84,6 +106,22 @@ def add_selection_options(p: argparse.ArgumentParser, operation: str) -> None:
             help="for tables the target has (default SKIP; APPEND with --content DATA_ONLY)",
         )
         p.add_argument("--remap-table", action="append", help="old:new (repeatable)")
+        p.add_argument(
+            "--remap-schema", action="append", help="old:new, PostgreSQL schemas (repeatable)"
+        )
+        p.add_argument(
+            "--role",
+            help="PostgreSQL: run the dump's statements and rows as this role (SET ROLE),"
+            " with only its rights; the way to import a set one does not trust",
+        )
+        p.add_argument(
+            "--no-owner", action="store_true", help="PostgreSQL: do not set objects' owners"
+        )
+        p.add_argument(
+            "--no-privileges",
+            action="store_true",
+            help="PostgreSQL: do not restore grants (pg_restore's --no-privileges)",
+        )
         p.add_argument(
             "--transform",
             action="append",
@@ -136,6 +174,11 @@ async def apply_selection(session: Session, h: int, options: dict[str, Any]) -> 
         if not sep:
             raise InvalidArgumentError(f"--remap-table takes old:new, not {text!r}")
         await session.metadata_remap(h, "REMAP_TABLE", old.strip(), new.strip())
+    for text in options.get("remap_schema") or ():
+        old, sep, new = text.partition(":")
+        if not sep:
+            raise InvalidArgumentError(f"--remap-schema takes old:new, not {text!r}")
+        await session.metadata_remap(h, "REMAP_SCHEMA", old.strip(), new.strip())
     for text in options.get("remap_data") or ():
         column, sep, function = text.partition(":")
         if not sep:
@@ -146,11 +189,18 @@ async def apply_selection(session: Session, h: int, options: dict[str, Any]) -> 
     for text in options.get("transform") or ():
         name, sep, value = text.partition(":")
         await session.metadata_transform(h, name.strip().upper(), value.strip() if sep else "1")
-    for key in ("content", "table_exists_action", "estimate", "encryption"):
+    for key in ("content", "table_exists_action", "estimate", "encryption", "role"):
         if options.get(key):
             await session.set_parameter(h, key.upper(), options[key])
+    for key in ("no_owner", "no_privileges"):
+        if str(options.get(key) or "").upper() not in ("", "FALSE", "N", "NO", "0"):
+            await session.set_parameter(h, key.upper(), 1)
     if str(options.get("estimate_only") or "").upper() not in ("", "FALSE", "N", "NO", "0"):
         await session.set_parameter(h, "ESTIMATE_ONLY", 1)
+    for key in ("sign_key", "verify_key"):
+        if options.get(key):
+            # The job may run in another directory: the key file's path is kept absolute.
+            await session.set_parameter(h, key.upper(), os.path.abspath(options[key]))
     password = password_of(options)
     if password:
         await session.set_parameter(h, "ENCRYPTION_PASSWORD", password)

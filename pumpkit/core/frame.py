@@ -33,6 +33,7 @@ from pumpkit.errors import CorruptDumpError, DumpError, EncryptedError, Unsuppor
 __all__ = (
     "FRAME_HEADER_SIZE",
     "FRAME_MAGIC",
+    "GRANULE_TAG_SIZE",
     "MAX_PAYLOAD",
     "NEED_DATA",
     "Encoding",
@@ -41,16 +42,19 @@ __all__ = (
     "FrameFlags",
     "FrameHeader",
     "FrameKind",
+    "GranuleTag",
     "IndexEntry",
     "Location",
     "NeedData",
     "build_frame",
+    "check_encoding",
     "check_payload",
     "decode_frame",
     "decode_index",
     "encode_frame_header",
     "encode_index",
     "frame_aad",
+    "granule_tag",
     "iter_frames",
     "parse_frame_header",
     "payload_bytes",
@@ -81,14 +85,17 @@ _MAX_SKIPPABLE_KIND = 127
 
 
 class FrameFlags(IntFlag):
-    """Frame flag bits. Bits 1 and 3 are reserved must-understand, bits 4-7 reserved ignorable.
-    ENCRYPTED (format 1.1) is must-understand: a 1.0 reader refuses such a frame."""
+    """Frame flag bits. Bit 1 is reserved must-understand, bits 4-7 reserved ignorable.
+    ENCRYPTED (format 1.1) and TAGGED (1.3) are must-understand: an older reader refuses such
+    a frame rather than misread it."""
 
     COMPRESSED = 1 << 0
     ENCRYPTED = 1 << 2
+    #: Since 1.3: the stored payload opens with a granule tag (``GranuleTag``), in clear.
+    TAGGED = 1 << 3
 
 
-_KNOWN_FRAME_FLAGS = int(FrameFlags.COMPRESSED | FrameFlags.ENCRYPTED)
+_KNOWN_FRAME_FLAGS = int(FrameFlags.COMPRESSED | FrameFlags.TAGGED | FrameFlags.ENCRYPTED)
 _FRAME_MUST_UNDERSTAND = 0x0F & ~_KNOWN_FRAME_FLAGS
 _FRAME_IGNORABLE = 0xF0
 
@@ -103,6 +110,30 @@ class Encoding(IntEnum):
     #: Since 1.3: a PostgreSQL custom-format archive of the source's schema (pg_dump's), in a
     #: METADATA frame (formats/dumpfile.md).
     PG_ARCHIVE = 3
+
+
+#: The granule tag of a TAGGED frame (format 1.3): granule number, the frame's sequence number
+#: in its granule, tag flags, three zero bytes.
+GRANULE_TAG_SIZE: Final = 12
+_TAG = struct.Struct("<IIB3s")
+_TAG_FIRST = 0x01
+_TAG_LAST = 0x02
+
+
+@dataclass(frozen=True, slots=True)
+class GranuleTag:
+    """Which granule of its table a TABLE_DATA frame belongs to, where in it, and whether it
+    opens (``first``: sequence 0) or closes (``last``) the granule (formats/dumpfile.md §5.9).
+    For PGCOPY, ``first`` is the frame that holds the COPY signature, ``last`` the trailer."""
+
+    granule: int
+    sequence: int
+    first: bool
+    last: bool
+
+    def encode(self) -> bytes:
+        flags = (_TAG_FIRST if self.first else 0) | (_TAG_LAST if self.last else 0)
+        return _TAG.pack(self.granule, self.sequence, flags, b"\0\0\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +162,15 @@ class FrameHeader:
     @property
     def encrypted(self) -> bool:
         return bool(self.flags & FrameFlags.ENCRYPTED)
+
+    @property
+    def tagged(self) -> bool:
+        return bool(self.flags & FrameFlags.TAGGED)
+
+    @property
+    def tag_length(self) -> int:
+        """Bytes of granule tag at the start of the stored payload (0 or 12)."""
+        return GRANULE_TAG_SIZE if self.flags & FrameFlags.TAGGED else 0
 
     @property
     def known_kind(self) -> bool:
@@ -230,23 +270,34 @@ def build_frame(
     encoding: int = Encoding.MSGPACK,
     compressor: zstandard.ZstdCompressor | None = None,
     cipher: FrameCipher | None = None,
+    tag: GranuleTag | None = None,
 ) -> tuple[bytes, Buffer]:
     """Frame ``data``: returns ``(header, stored_payload)``, to be written one after the other.
 
     With a ``compressor`` the payload is one zstd frame (content size included). The payload is
     returned as given when not compressed, so the caller can pass both parts to ``writev``
-    without joining them. With a ``cipher`` the (compressed) payload is then encrypted.
+    without joining them. With a ``cipher`` the (compressed) payload is then encrypted. With
+    a ``tag`` (TABLE_DATA only, format 1.3) the stored payload opens with the granule tag, in
+    clear, and the tag is part of an encrypted frame's associated data.
     """
     raw = memoryview(data).cast("B")
     flags = 0
     stored: Buffer = data
+    tag_bytes = b""
+    if tag is not None:
+        if kind != FrameKind.TABLE_DATA:
+            raise ValueError("only a TABLE_DATA frame carries a granule tag")
+        flags |= FrameFlags.TAGGED
+        tag_bytes = tag.encode()
     if compressor is not None:
         stored = compressor.compress(raw)
         flags |= FrameFlags.COMPRESSED
     if cipher is not None:
         flags |= FrameFlags.ENCRYPTED
-        aad = frame_aad(kind, flags, encoding, object_id, count, raw.nbytes)
+        aad = frame_aad(kind, flags, encoding, object_id, count, raw.nbytes, tag_bytes)
         stored = cipher.encrypt(aad, stored)
+    if tag_bytes:
+        stored = tag_bytes + bytes(stored)
     stored_len = memoryview(stored).nbytes
     header = encode_frame_header(
         kind,
@@ -262,15 +313,33 @@ def build_frame(
 
 
 def frame_aad(
-    kind: int, flags: int, encoding: int, object_id: int, count: int, uncompressed_length: int
+    kind: int,
+    flags: int,
+    encoding: int,
+    object_id: int,
+    count: int,
+    uncompressed_length: int,
+    tag: Buffer = b"",
 ) -> bytes:
     """The associated data of an encrypted frame: the header's fields that do not depend on
     the ciphertext (magic, kind, flags, encoding, reserved, object id, count, uncompressed
-    length), packed as in the header."""
-    return _AAD.pack(FRAME_MAGIC, kind, flags, encoding, 0, object_id, count, uncompressed_length)
+    length), packed as in the header, then (1.3) the granule tag's 12 bytes when there is
+    one."""
+    head = _AAD.pack(FRAME_MAGIC, kind, flags, encoding, 0, object_id, count, uncompressed_length)
+    return head + bytes(tag)
 
 
 _AAD = struct.Struct("<4sBBBBIII")
+
+#: The encodings each known kind may have (formats/dumpfile.md §5.5); kinds 7-127 any.
+_ENCODINGS_OF_KIND: Final[dict[int, tuple[int, ...]]] = {
+    FrameKind.METADATA: (Encoding.MSGPACK, Encoding.PG_ARCHIVE),
+    FrameKind.TABLE_DATA: (Encoding.MSGPACK, Encoding.PGCOPY),
+    FrameKind.CONTROL_TABLE: (Encoding.MSGPACK,),
+    FrameKind.LOG: (Encoding.RAW,),
+    FrameKind.INDEX: (Encoding.MSGPACK,),
+    FrameKind.END: (Encoding.RAW,),
+}
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -329,12 +398,23 @@ def parse_frame_header(data: Buffer, offset: int = 0) -> FrameHeader:
             f"frame uncompressed length {uncompressed_length} exceeds the {MAX_PAYLOAD}-byte limit",
             offset=offset + 20,
         )
-    if flags & FrameFlags.ENCRYPTED and payload_length < OVERHEAD:
+    if flags & FrameFlags.TAGGED and kind != FrameKind.TABLE_DATA:
+        raise CorruptDumpError(
+            f"a frame of kind {kind} has the TAGGED flag (only TABLE_DATA carries a granule tag)",
+            offset=offset + 5,
+        )
+    tag_length = GRANULE_TAG_SIZE if flags & FrameFlags.TAGGED else 0
+    if flags & FrameFlags.TAGGED and payload_length < GRANULE_TAG_SIZE:
+        raise CorruptDumpError(
+            f"tagged frame payload of {payload_length} bytes cannot hold its granule tag",
+            offset=offset + 16,
+        )
+    if flags & FrameFlags.ENCRYPTED and payload_length - tag_length < OVERHEAD:
         raise CorruptDumpError(
             f"encrypted frame payload of {payload_length} bytes cannot hold nonce and tag",
             offset=offset + 16,
         )
-    plain = payload_length - (OVERHEAD if flags & FrameFlags.ENCRYPTED else 0)
+    plain = payload_length - tag_length - (OVERHEAD if flags & FrameFlags.ENCRYPTED else 0)
     if not flags & FrameFlags.COMPRESSED and uncompressed_length != plain:
         raise CorruptDumpError("uncompressed frame whose two lengths differ", offset=offset + 20)
     return FrameHeader(
@@ -365,6 +445,34 @@ def check_payload(header: FrameHeader, payload: Buffer) -> None:
             f" {actual:#010x})",
             offset=header.offset + FRAME_HEADER_SIZE,
         )
+    if header.tagged:
+        _check_tag(header, view)
+
+
+def _check_tag(header: FrameHeader, payload: memoryview) -> GranuleTag:
+    granule, sequence, flags, reserved = _TAG.unpack_from(payload, 0)
+    at = header.offset + FRAME_HEADER_SIZE
+    if granule == 0:
+        raise CorruptDumpError("granule tag names granule 0 (granules start at 1)", offset=at)
+    if bool(flags & _TAG_FIRST) != (sequence == 0):
+        raise CorruptDumpError(
+            f"granule tag: sequence {sequence} with FIRST {'set' if flags & _TAG_FIRST else 'clear'}"
+            " (FIRST is set exactly on sequence 0)",
+            offset=at + 4,
+        )
+    if flags & ~(_TAG_FIRST | _TAG_LAST):
+        raise CorruptDumpError(f"granule tag flags {flags:#x} are not defined", offset=at + 8)
+    if any(reserved):
+        raise CorruptDumpError("granule tag reserved bytes are not zero", offset=at + 9)
+    return GranuleTag(granule, sequence, bool(flags & _TAG_FIRST), bool(flags & _TAG_LAST))
+
+
+def granule_tag(frame: Frame) -> GranuleTag | None:
+    """The granule tag of a checked TABLE_DATA frame (format 1.3), or ``None`` when the frame
+    has none (format 1.2 and older). Raises ``CorruptDumpError`` for a malformed tag."""
+    if not frame.header.tagged:
+        return None
+    return _check_tag(frame.header, memoryview(frame.payload).cast("B"))
 
 
 def decode_frame(data: Buffer, offset: int = 0) -> Frame:
@@ -386,6 +494,20 @@ def iter_frames(data: Buffer, offset: int = 0) -> Iterator[Frame]:
         offset += frame.header.length
 
 
+def check_encoding(header: FrameHeader) -> None:
+    """Raise ``CorruptDumpError`` (offset ``P + 6``) when a known kind has a known encoding the
+    format does not allow it (formats/dumpfile.md §5.5): a reader calls it before it uses a
+    payload. An unknown encoding is ``payload_bytes``'s ``UnsupportedFeatureError``."""
+    allowed = _ENCODINGS_OF_KIND.get(header.kind)
+    known = header.encoding in Encoding._value2member_map_
+    if allowed is not None and known and header.encoding not in allowed:
+        raise CorruptDumpError(
+            f"a {FrameKind(header.kind).name} frame cannot have encoding"
+            f" {Encoding(header.encoding).name}",
+            offset=header.offset + 6,
+        )
+
+
 def payload_bytes(
     frame: Frame,
     decompressor: zstandard.ZstdDecompressor | None = None,
@@ -404,8 +526,10 @@ def payload_bytes(
             f"payload encoding {header.encoding} is unknown to this reader",
             offset=header.offset + 6,
         )
-    where = header.offset + FRAME_HEADER_SIZE
     stored: bytes | memoryview = memoryview(frame.payload)
+    tag = stored[: header.tag_length]
+    stored = stored[header.tag_length :]
+    where = header.offset + FRAME_HEADER_SIZE + header.tag_length
     if header.encrypted:
         if cipher is None:
             raise EncryptedError(
@@ -418,6 +542,7 @@ def payload_bytes(
             header.object_id,
             header.count,
             header.uncompressed_length,
+            tag,
         )
         stored = cipher.decrypt(aad, stored, offset=where)
         if not header.compressed and len(stored) != header.uncompressed_length:

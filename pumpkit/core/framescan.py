@@ -30,6 +30,7 @@ from pumpkit.core.frame import (
     FrameHeader,
     FrameKind,
     IndexEntry,
+    check_encoding,
     decode_frame,
     parse_frame_header,
     payload_bytes,
@@ -103,6 +104,7 @@ def check_frame(
     """
     frame = decode_frame(data, offset)
     header = frame.header
+    check_encoding(header)
     check_frame_claims(header)  # before anything is decompressed (pumpkit.core.limits)
     if header.encrypted:
         return header
@@ -110,8 +112,14 @@ def check_frame(
     if header.encoding == Encoding.MSGPACK and header.kind == FrameKind.TABLE_DATA:
         # The rows, a chunk at a time, as many as the frame says (checked before decoding).
         batch = Batch(payload, header.count, "", offset)
-        for _ in iter_rows(batch, table=f"#{header.object_id}", any_rows=True):
-            pass
+        try:
+            for _ in iter_rows(batch, table=f"#{header.object_id}", any_rows=True):
+                pass
+        except CorruptDumpError as exc:
+            # Placed as verify places its faults: a count at the count field, the rest at
+            # the payload.
+            field = 12 if "the frame says" in exc.reason else FRAME_HEADER_SIZE
+            raise CorruptDumpError(exc.reason, offset=offset + field) from None
     elif header.encoding == Encoding.MSGPACK:
         check_value_count(payload, offset)
         try:

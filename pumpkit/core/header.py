@@ -53,7 +53,7 @@ __all__ = (
 #: reverse conversion (the PNG trick).
 MAGIC = b"\x89PKD\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 HEADER_SIZE = 4096
 
 # The fixed prefix, little-endian; offsets are the spec's.
@@ -121,6 +121,10 @@ class HeaderBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
     kdf_r: int = 0
     kdf_p: int = 0
     key_check: bytes = b""
+    # Format 1.3: a signed set (section 3.8). ``signature`` MUST stay the last key: a verifier
+    # finds its 64 bytes at the end of the body.
+    signature_algorithm: str = ""
+    signature: bytes = b""
 
 
 class FileHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -308,6 +312,11 @@ def decode_header(data: Buffer) -> FileHeader:
         body = _body_decoder.decode(view[PREFIX_SIZE : PREFIX_SIZE + body_length])
     except msgspec.DecodeError as exc:
         raise CorruptDumpError(f"header body is not valid: {exc}", offset=OFFSET_BODY) from None
+    if bool(flags & HeaderFlags.ENCRYPTED) != (body.encryption != "none"):
+        raise CorruptDumpError(
+            f"the ENCRYPTED flag and the body's encryption {body.encryption!r} disagree",
+            offset=OFFSET_FLAGS,
+        )
     for i, name in enumerate(body.set_files):
         fault = file_name_fault(name)
         if fault is not None:

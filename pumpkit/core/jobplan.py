@@ -32,6 +32,7 @@ __all__ = (
     "before_data",
     "durable_points",
     "granule_label",
+    "plan_added",
     "plan_export",
     "plan_import",
 )
@@ -172,6 +173,23 @@ def _object_row(obj: ObjectDef, process_order: int, number: int, now: float) -> 
         metadata=_encode(obj),
         last_update=now,
     )
+
+
+def plan_added(
+    rows: Sequence[ControlRow], objects: Sequence[ObjectDef], *, now: float
+) -> list[ControlRow]:
+    """Rows for ``objects`` a target adds to an import's plan (``rows``): each in its kind's
+    band, after the rows there, numbered after the plan's objects."""
+    taken = {r.process_order for r in rows}
+    number = max((r.object_number or 0 for r in rows), default=0)
+    added = []
+    for obj in objects:
+        phase = PHASE_OF.get(obj.object_type, Phase.INDEX)
+        order = max((o for o in taken if o // BAND == phase), default=phase * BAND) + 1
+        taken.add(order)
+        number += 1
+        added.append(_object_row(obj, order, number, now))
+    return added
 
 
 def plan_import(

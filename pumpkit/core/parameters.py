@@ -62,6 +62,9 @@ PARAMETERS: Mapping[str, ParameterSpec] = MappingProxyType(
             "ALL", choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"), operations=("EXPORT",)
         ),
         "ENCRYPTION_PASSWORD": ParameterSpec("", text=True),
+        # Signed sets (format 1.3): the path of an Ed25519 PEM key; the key is never stored.
+        "SIGN_KEY": ParameterSpec("", text=True, operations=("EXPORT",)),
+        "VERIFY_KEY": ParameterSpec("", text=True, operations=("IMPORT",)),
         # An export's output module (TPump's receiving side, codes 6 and 7).
         # Import into PostgreSQL: the role the dump's statements and rows run as (SET ROLE),
         # and whether the archive's owners and grants are left out (pg_restore's options).

@@ -32,11 +32,16 @@ numeric                                        str, exactly ``numeric::text``: a
 bool                                           int 1 or 0
 text, varchar, bpchar, name, json, enum        str (bpchar keeps its padding, as bpchar's
                                                output does; ``bpchar::text`` trims it)
+xml, citext                                    str
 jsonb                                          str (the version byte must be 1)
 char (the one-byte ``"char"``)                 str of that byte read as latin-1; the zero
                                                byte is ``''``, as PostgreSQL writes it
 bytea                                          bytes
 uuid                                           str, lowercase with hyphens
+tsvector                                       str, as tsvectorout writes it:
+                                               ``'cat':2A,5 'fat':1``
+macaddr, macaddr8                              str, ``'08:00:2b:01:02:03'``
+bit, varbit                                    str of ``0`` and ``1``
 date                                           ``'YYYY-MM-DD'``, ``'0044-03-15 BC'``,
                                                ``'infinity'``, ``'-infinity'``
 time                                           ``'HH:MM:SS[.ffffff]'`` (trailing zeros of
@@ -95,6 +100,7 @@ _CRITICAL_FLAGS: Final = 0xFFFF  # bits 0-15: a reader must refuse any it does n
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
+_U16 = struct.Struct(">H")
 _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
 _F32 = struct.Struct(">f")
@@ -212,6 +218,52 @@ def _char(data: bytes | memoryview) -> str:
 
 def _bytea(data: bytes | memoryview) -> bytes:
     return bytes(data)
+
+
+_TSV_WEIGHTS: Final = ("", "C", "B", "A")  # WordEntryPos weight bits 14-15: D, C, B, A
+
+
+def _tsvector(data: bytes | memoryview) -> str:
+    """``tsvector_send``: an int32 count of lexemes; each a NUL-ended string, an uint16
+    count of positions and that many uint16 (weight in the top two bits). As tsvectorout
+    writes it: ``'cat':2A,5 'fat':1``, quotes and backslashes doubled."""
+    raw = bytes(data)
+    (count,) = _I32.unpack_from(raw, 0)
+    if count < 0:
+        raise ValueError(f"tsvector of {count} lexemes")
+    at = 4
+    words = []
+    for _ in range(count):
+        end = raw.index(0, at)
+        lexeme = raw[at:end].decode("utf-8").replace("\\", "\\\\").replace("'", "''")
+        at = end + 1
+        (npos,) = _U16.unpack_from(raw, at)
+        at += 2
+        positions = []
+        for _ in range(npos):
+            (pos,) = _U16.unpack_from(raw, at)
+            at += 2
+            positions.append(f"{pos & 0x3FFF}{_TSV_WEIGHTS[pos >> 14]}")
+        words.append(f"'{lexeme}'" + (":" + ",".join(positions) if positions else ""))
+    if at != len(raw):
+        raise ValueError(f"tsvector of {len(raw)} bytes has {len(raw) - at} left over")
+    return " ".join(words)
+
+
+def _macaddr(data: bytes | memoryview) -> str:
+    if len(data) not in (6, 8):
+        raise ValueError(f"macaddr of {len(data)} bytes, not 6 or 8")
+    return ":".join(f"{b:02x}" for b in bytes(data))
+
+
+def _bits(data: bytes | memoryview) -> str:
+    """``bit_send``: an int32 length in bits, then the bits, high bit first."""
+    raw = bytes(data)
+    (length,) = _I32.unpack_from(raw, 0)
+    if length < 0 or (length + 7) // 8 != len(raw) - 4:
+        raise ValueError(f"bit string of {length} bits in {len(raw) - 4} bytes")
+    text = "".join(f"{b:08b}" for b in raw[4:])
+    return text[:length]
 
 
 def _uuid(data: bytes | memoryview) -> str:
@@ -367,6 +419,13 @@ _SCALARS: Final[dict[str, Decoder]] = {
     "json": _text,
     "jsonb": _jsonb,
     "enum": _text,
+    "xml": _text,
+    "citext": _text,
+    "tsvector": _tsvector,
+    "macaddr": _macaddr,
+    "macaddr8": _macaddr,
+    "bit": _bits,
+    "varbit": _bits,
 }
 
 
@@ -483,6 +542,7 @@ _NAMES: Final[dict[str, str]] = {
     "time with time zone": "timetz",
     "timestamp without time zone": "timestamp",
     "timestamp with time zone": "timestamptz",
+    "bit varying": "varbit",
 }
 _MODIFIER = re.compile(r"\s*\(([^)]*)\)")
 _ARRAY_SUFFIX = re.compile(r"(\s*\[\d*\])+$")

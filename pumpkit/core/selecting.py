@@ -72,9 +72,7 @@ def select_catalog(catalog: Catalog, selection: Selection) -> tuple[Catalog, set
 def select_rows(rows: Sequence[ControlRow], selection: Selection) -> list[ControlRow]:
     """The import's control rows the selection keeps (a TABLE row stays when its data does:
     it describes the rows, even when CONTENT=DATA_ONLY leaves its DDL alone)."""
-    roots = {
-        r.object_name or "": _root(table_def_of(r)) for r in rows if r.object_type == "TABLE"
-    }
+    roots = {r.object_name or "": _root(table_def_of(r)) for r in rows if r.object_type == "TABLE"}
 
     def seen_as(r: ControlRow) -> tuple[str, str]:
         if r.object_type in ("TABLE", "TABLE_DATA"):

@@ -24,7 +24,14 @@ error naming the table, column and row; nothing is changed silently.
 **PostgreSQL to SQLite.** Types SQLite has keep their values; the others are stored in a
 lossless text form (see ``pumpkit.core.pgcopy``): integer types as INTEGER, real and double
 as REAL (NaN as the text 'NaN'), numeric as TEXT (exact digits), boolean as INTEGER 0/1,
-bytea as BLOB, everything else (dates, times, intervals, uuid, json, arrays, enums) as TEXT.
+bytea as BLOB, everything else (dates, times, intervals, uuid, json, arrays, enums,
+tsvector) as TEXT in PostgreSQL's own output form.
+
+**Constraints and defaults.** A table's CHECKs, defaults and FOREIGN KEYs are read from its
+CREATE TABLE and translated by ``pumpkit.core.translate``: into PostgreSQL each CHECK and
+default is a statement of its own after the CREATE TABLE and each FOREIGN KEY one for after
+the rows (:func:`pg_table`); into SQLite they are all in the CREATE TABLE
+(:func:`sqlite_table_ddl`), SQLite's only place for them.
 """
 
 from __future__ import annotations
@@ -34,12 +41,25 @@ import decimal
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pumpkit.core.ddl import quote_ident
-from pumpkit.errors import ConnectorError
+from pumpkit.core.translate import (
+    ForeignKey,
+    Names,
+    TableParts,
+    fkey_name,
+    foreign_key_sql,
+    name_map,
+    table_parts,
+)
+from pumpkit.errors import ConnectorError, TranslationError
 
 __all__ = (
+    "PgTable",
     "SqliteColumn",
+    "pg_table",
+    "pg_table_ddl",
     "pg_type_of_sqlite",
     "sqlite_type_of_pg",
     "to_pg_value",
@@ -221,37 +241,52 @@ def row_converter(
     return convert
 
 
-_LITERAL = re.compile(r"^(?:[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|'(?:[^']|'')*'|NULL)$", re.I)
-_TIME_DEFAULTS = {"CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME"}
+class PgTable(NamedTuple):
+    """A SQLite table as PostgreSQL makes it: the CREATE TABLE; the PostgreSQL types of its
+    dumped columns; what the import runs after it, each on its own so that one PostgreSQL
+    refuses does not take the table with it (``(what, sql)``: its CHECKs and defaults); its
+    FOREIGN KEYs, made after the rows (``(name, sql)``); notes on what did not carry over."""
+
+    create: str
+    types: list[str]
+    after: list[tuple[str, str]]
+    foreign_keys: list[tuple[str, str]]
+    notes: list[str]
 
 
-def _pg_default(default: str | None, pg_type: str) -> str | None:
-    """A SQLite column default PostgreSQL reads the same way; ``None`` when there is none
-    or it is an expression only SQLite knows (the column then has no default)."""
-    if default is None:
-        return None
-    text = default.strip()
-    while text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    if text.upper() in _TIME_DEFAULTS:
-        return text.upper()
-    if not _LITERAL.match(text):
-        return None
-    if pg_type == "boolean" and text in ("0", "1"):
-        return "false" if text == "0" else "true"
-    return text
-
-
-def pg_table_ddl(
-    qualified_name: str, columns: Sequence[SqliteColumn], uniques: Sequence[Sequence[str]]
-) -> tuple[str, list[str], list[str]]:
-    """``CREATE TABLE`` for a SQLite table's columns in PostgreSQL; the PostgreSQL types of
-    the dumped (not generated) columns; and notes on what did not carry over."""
+def pg_table(
+    qualified_name: str,
+    name: str,
+    columns: Sequence[SqliteColumn],
+    uniques: Sequence[Sequence[str]],
+    ddl: str = "",
+    names: Names | None = None,
+) -> PgTable:
+    """A SQLite table (its columns as ``PRAGMA table_xinfo`` says, its UNIQUE constraints'
+    columns, its CREATE TABLE ``ddl``) in PostgreSQL as ``qualified_name``. Its CHECKs,
+    defaults and FOREIGN KEYs are translated from ``ddl`` (``pumpkit.core.translate``;
+    ``names``: the database's names, for their spelling); one without a translation is left
+    out with a note saying why."""
     keyed = sorted((c for c in columns if c.pk), key=lambda c: c.pk)
     rowid_key = len(keyed) == 1 and keyed[0].declared.upper() == "INTEGER"
+    names = names if names is not None else name_map([c.name for c in columns], name)
+    booleans = frozenset(
+        c.name.casefold() for c in columns if pg_type_of_sqlite(c.declared) == "boolean"
+    )
+    notes = []
+    parts = TableParts((), (), (), ())
+    if ddl:
+        try:
+            parts = table_parts(
+                ddl, source="sqlite", target="postgres", table=name, names=names, booleans=booleans
+            )
+        except TranslationError as exc:
+            notes.append(f"its CHECKs, defaults and FOREIGN KEYs left out: {exc.reason}")
+    defaults = {d.name.casefold(): d for d in parts.defaults if d.name}
+    notes.extend(f"left out of {n}" for n in parts.lost)
     lines = []
     types = []
-    notes = []
+    after: list[tuple[str, str]] = []
     for c in columns:
         if c.hidden in (2, 3):
             notes.append(f"generated column {c.name!r} left out (its expression is SQLite's)")
@@ -261,20 +296,61 @@ def pg_table_ddl(
         line = f"{quote_ident(c.name)} {pg_type}"
         if rowid_key and c.pk:
             line += " GENERATED BY DEFAULT AS IDENTITY"
-        else:
-            default = _pg_default(c.default, pg_type)
-            if default is not None:
-                line += f" DEFAULT {default}"
-            elif c.default is not None:
-                notes.append(f"default {c.default!r} of column {c.name!r} left out")
+        elif c.default is not None:
+            default = defaults.get(c.name.casefold())
+            sql = default.sql if default is not None else None
+            if sql is None:
+                why = default.why if default is not None else "it does not parse"
+                notes.append(f"default {c.default!r} of column {c.name!r} left out: {why}")
+            else:
+                if pg_type == "boolean" and sql in ("0", "1"):
+                    sql = "false" if sql == "0" else "true"
+                after.append(
+                    (
+                        f"default {c.default!r} of column {c.name!r}",
+                        f"ALTER TABLE {qualified_name} ALTER COLUMN {quote_ident(c.name)}"
+                        f" SET DEFAULT {sql}",
+                    )
+                )
         if c.not_null or c.pk:
             line += " NOT NULL"
         lines.append(line)
     if keyed:
         lines.append("PRIMARY KEY (" + ", ".join(quote_ident(c.name) for c in keyed) + ")")
     lines.extend("UNIQUE (" + ", ".join(quote_ident(n) for n in u) + ")" for u in uniques)
-    ddl = f"CREATE TABLE {qualified_name} (\n    " + ",\n    ".join(lines) + "\n)"
-    return ddl, types, notes
+    for check in parts.checks:
+        label = f"CHECK {check.name!r}" if check.name else "a CHECK"
+        if check.sql is None:
+            notes.append(f"{label} left out: {check.why}")
+            continue
+        named = f"CONSTRAINT {quote_ident(check.name)} " if check.name else ""
+        after.append((label, f"ALTER TABLE {qualified_name} ADD {named}CHECK ({check.sql})"))
+    fks = [
+        (
+            fk.name or fkey_name(name, fk.columns),
+            f"ALTER TABLE {qualified_name} ADD {foreign_key_sql(fk, table=name)}",
+        )
+        for fk in parts.foreign_keys
+    ]
+    create = f"CREATE TABLE {qualified_name} (\n    " + ",\n    ".join(lines) + "\n)"
+    return PgTable(create, types, after, fks, notes)
+
+
+def pg_table_ddl(
+    qualified_name: str, columns: Sequence[SqliteColumn], uniques: Sequence[Sequence[str]]
+) -> tuple[str, list[str], list[str]]:
+    """``CREATE TABLE`` for a SQLite table's columns in PostgreSQL (no CHECKs, defaults or
+    FOREIGN KEYs: :func:`pg_table` has them); the PostgreSQL types of the dumped columns;
+    notes on what did not carry over."""
+    table = pg_table(qualified_name, qualified_name, columns, uniques)
+    return table.create, table.types, table.notes
+
+
+#: A default SQLite takes without parentheses: a number, a string, NULL.
+_SQL_LITERAL = re.compile(r"^(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'(?:[^']|'')*'|NULL)$", re.I)
+#: The kinds of PostgreSQL's integer types (an identity or serial key among them is a
+#: SQLite INTEGER PRIMARY KEY).
+_INTEGER_KINDS = frozenset({"int2", "int4", "int8"})
 
 
 def sqlite_table_ddl(
@@ -283,31 +359,65 @@ def sqlite_table_ddl(
     kinds: Sequence[str],
     not_null: Sequence[bool],
     primary_key: Sequence[str],
+    *,
+    ddl: str = "",
+    foreign_keys: Sequence[ForeignKey] = (),
+    uniques: Sequence[tuple[str | None, tuple[str, ...]]] = (),
+    autoincrement: bool = False,
+    notes: list[str] | None = None,
 ) -> str:
-    """``CREATE TABLE`` for a PostgreSQL table's dumped columns in SQLite."""
+    """``CREATE TABLE`` for a PostgreSQL table's dumped columns in SQLite, with the CHECKs
+    and defaults of its CREATE TABLE ``ddl`` (pg_dump's) translated, and the FOREIGN KEYs
+    and UNIQUE constraints given (SQLite cannot add them to a table it has made). A key of
+    an identity or serial column (``autoincrement``) is an INTEGER PRIMARY KEY
+    AUTOINCREMENT: like a PostgreSQL sequence, it never hands out a value twice. What has no
+    translation is left out, with a line in ``notes`` saying why."""
+    parts = TableParts((), (), (), ())
+    if ddl:
+        try:
+            numerics = frozenset(
+                c.casefold() for c, k in zip(columns, kinds, strict=True) if k == "numeric"
+            )
+            parts = table_parts(
+                ddl, source="postgres", target="sqlite", table=name, numerics=numerics
+            )
+        except TranslationError as exc:
+            if notes is not None:
+                notes.append(f"its CHECKs and defaults left out: {exc.reason}")
+    defaults = {d.name: d for d in parts.defaults if d.name}
+    if notes is not None:
+        notes.extend(f"left out of {n}" for n in parts.lost)
+    rowid_key = (
+        autoincrement
+        and len(primary_key) == 1
+        and primary_key[0] in columns
+        and kinds[list(columns).index(primary_key[0])] in _INTEGER_KINDS
+    )
     lines = []
     for i, (column, kind) in enumerate(zip(columns, kinds, strict=True)):
         line = f"{quote_ident(column)} {sqlite_type_of_pg(kind)}"
         if i < len(not_null) and not_null[i]:
             line += " NOT NULL"
+        if rowid_key and column == primary_key[0]:
+            line += " PRIMARY KEY AUTOINCREMENT"
+        default = defaults.get(column)
+        if default is not None and default.sql is not None:
+            plain = _SQL_LITERAL.match(default.sql)
+            line += f" DEFAULT {default.sql}" if plain else f" DEFAULT ({default.sql})"
+        elif default is not None and notes is not None:
+            notes.append(f"the default of column {column!r} left out: {default.why}")
         lines.append(line)
-    if primary_key:
+    if primary_key and not rowid_key:
         lines.append("PRIMARY KEY (" + ", ".join(quote_ident(c) for c in primary_key) + ")")
+    for unique_name, unique_columns in uniques:
+        named = f"CONSTRAINT {quote_ident(unique_name)} " if unique_name else ""
+        lines.append(f"{named}UNIQUE (" + ", ".join(map(quote_ident, unique_columns)) + ")")
+    for check in parts.checks:
+        if check.sql is None:
+            if notes is not None:
+                notes.append(f"CHECK {check.name!r} left out: {check.why}")
+            continue
+        named = f"CONSTRAINT {quote_ident(check.name)} " if check.name else ""
+        lines.append(f"{named}CHECK ({check.sql})")
+    lines.extend(foreign_key_sql(fk, table=name) for fk in foreign_keys)
     return f"CREATE TABLE {quote_ident(name)} (\n    " + ",\n    ".join(lines) + "\n)"
-
-
-_SIMPLE_INDEX = re.compile(
-    r"^CREATE (UNIQUE )?INDEX (\S+) ON \S+ USING btree \(([^()]*)\)$", re.I | re.S
-)
-
-
-def sqlite_index_ddl(pg_ddl: str, table: str) -> str | None:
-    """A PostgreSQL index on plain columns as a SQLite index; ``None`` for any other."""
-    m = _SIMPLE_INDEX.match(pg_ddl.strip())
-    if m is None:
-        return None
-    parts = [p.strip() for p in m.group(3).split(",")]
-    if not all(re.fullmatch(r'"?[\w ]+"?( DESC)?', p) for p in parts):
-        return None
-    name = m.group(2).rpartition(".")[2]
-    return f"CREATE {m.group(1) or ''}INDEX {name} ON {quote_ident(table)} ({', '.join(parts)})"

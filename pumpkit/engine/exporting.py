@@ -50,6 +50,7 @@ from pumpkit.engine.pool import run_pool
 from pumpkit.errors import CopyFormatError, EncryptedError, UsageError
 from pumpkit.io.connectors import open_source
 from pumpkit.io.connectors.base import FramePlacer, GranuleRequest, RowSpec, Source
+from pumpkit.io.dumpset.keys import read_signing_key
 from pumpkit.io.dumpset.writer import DumpSetWriter
 
 __all__ = ("run_export",)
@@ -115,6 +116,8 @@ async def _export_from(job: Job, source: Source) -> None:
         return
     first = dump_files[0]
     durable = durable_points(objects) if restart else None
+    sign_key_path = str(job.parameters.get("SIGN_KEY") or "")
+    sign_key = read_signing_key(sign_key_path) if sign_key_path else None
     writer = await anyio.to_thread.run_sync(
         lambda: DumpSetWriter(
             [str(Path(f.directory) / f.file_name) for f in dump_files],
@@ -124,6 +127,7 @@ async def _export_from(job: Job, source: Source) -> None:
             reusefile=first.reuse,
             durable=durable,
             cipher=cipher,
+            sign_key=sign_key,
         )
     )
     if durable is not None:

@@ -36,7 +36,7 @@ from pumpkit.core.control_table import (
     tables_of,
 )
 from pumpkit.core.frame import FrameKind, Location
-from pumpkit.core.jobplan import before_data, plan_import
+from pumpkit.core.jobplan import before_data, plan_added, plan_import
 from pumpkit.core.limits import MAX_DATA_FRAME_BYTES
 from pumpkit.core.plancheck import ImportPlan, check_plan
 from pumpkit.core.rowcodec import Batch
@@ -61,6 +61,7 @@ from pumpkit.io.connectors.base import (
     Target,
 )
 from pumpkit.io.dumpset.files import existing_set_files
+from pumpkit.io.dumpset.keys import read_verify_key
 from pumpkit.io.dumpset.reader import DumpSetReader
 from pumpkit.io.usercode import remapper
 
@@ -76,6 +77,8 @@ Held = tuple[Batch, int]
 #: A granule ready to load: its row, and the stream its reader fills with its batches.
 Ready = tuple[ControlRow, MemoryObjectReceiveStream[Held]]
 _encode = msgspec.msgpack.encode
+#: Control rows that describe an object (not a table, its rows, or the schema archive).
+_OBJECTS = frozenset(OBJECT_TYPES) - {"TABLE", "TABLE_DATA", "PG_SCHEMA"}
 
 
 async def open_set(job: Job) -> DumpSetReader:
@@ -90,6 +93,11 @@ async def open_set(job: Job) -> DumpSetReader:
     reader = await anyio.to_thread.run_sync(DumpSetReader.open, paths)
     try:
         await anyio.to_thread.run_sync(reader.unlock, job.password)
+        verify_key_path = str(job.parameters.get("VERIFY_KEY") or "")
+        if verify_key_path:
+            # A signed set is checked whole before any object is made (format 1.3).
+            key = read_verify_key(verify_key_path)
+            await anyio.to_thread.run_sync(reader.check_signature, key)
     except BaseException:
         reader.close()
         raise
@@ -229,8 +237,18 @@ async def _import_with(job: Job, reader: DumpSetReader) -> None:
         # The dump's plan under the job's filters, before TABLE_EXISTS_ACTION: what the
         # dump names (a restart checks its objects against it too).
         planned = await planned_import(job, reader, target)
-        if not objects:
+        fresh = not objects
+        if fresh:
             objects = planned
+        added = await target.plan_objects(
+            [table_def_of(r) for r in objects if r.object_type == "TABLE"],
+            [object_def_of(r) for r in objects if r.object_type in _OBJECTS],
+        )
+        if fresh:
+            # The filters see the added rows with the tables they belong to.
+            extra = plan_added(objects, added, now=time.time())
+            kept = {id(r) for r in select_rows([*objects, *extra], job.selection)}
+            objects += [r for r in extra if id(r) in kept]
             tables = [table_def_of(r) for r in objects if r.object_type == "TABLE"]
             present = await target.existing_tables(tables)
             objects = await _table_exists_actions(job, objects, present)

@@ -117,6 +117,9 @@ def file_headers(draw: st.DrawFn, header_size: int = HEADER_SIZE) -> FileHeader:
     flags = (HeaderFlags.CLEAN_CLOSE if clean else 0) | (
         HeaderFlags.CONTROL_TABLE if control else 0
     )
+    body = draw(header_bodies())
+    if body.encryption != "none":  # the ENCRYPTED flag says what the body says (3.6 step 10)
+        flags |= HeaderFlags.ENCRYPTED
     data_end = draw(st.just(0) | position)
     index = 0
     if data_end > size and draw(st.booleans()):
@@ -134,7 +137,7 @@ def file_headers(draw: st.DrawFn, header_size: int = HEADER_SIZE) -> FileHeader:
         data_end=data_end,
         index_position=index,
         control_position=draw(position) if control else 0,
-        body=draw(header_bodies()),
+        body=body,
     )
 
 

@@ -250,7 +250,10 @@ def test_frames_are_encrypted_as_the_scope_says(sets, scope):
             for _, f in reader.frames()
             if f.header.kind == FrameKind.TABLE_DATA and f.header.uncompressed_length > 4096
         }
-    expected = FrameFlags.COMPRESSED | (FrameFlags.ENCRYPTED if data_encrypted else 0)
+    # Format 1.3: table data carries its granule tag (TAGGED) as well.
+    expected = (
+        FrameFlags.COMPRESSED | FrameFlags.TAGGED | (FrameFlags.ENCRYPTED if data_encrypted else 0)
+    )
     assert flags == {int(expected)}, flags
 
 

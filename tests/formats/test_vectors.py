@@ -18,7 +18,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from pumpkit.core.frame import Encoding, FrameKind, Location
+from pumpkit.core.frame import Encoding, FrameKind, Location, granule_tag
+from pumpkit.core.pgcopy import CopyDecoder
+from pumpkit.core.rowcodec import Batch, decode_rows
 from pumpkit.errors import DumpError, EncryptedError
 from pumpkit.io.dumpset.info import get_dumpfile_info
 from pumpkit.io.dumpset.reader import DumpSetReader
@@ -46,6 +48,10 @@ REQUIRED_VALID = {
     # format 1.1: password encryption
     "encrypted_all",
     "encrypted_data_only",
+    "crashcut_parallel",
+    "crashcut_unfinished",
+    "rowid_table",
+    "encrypted_tagged",
 }
 REQUIRED_INVALID = {
     "not_a_dump",
@@ -71,6 +77,37 @@ REQUIRED_INVALID = {
     "encrypted_tampered",
     "encrypted_wrong_password",
     "encrypted_no_password",
+    "bad_frame_header_crc",
+    "bad_header_size",
+    "bad_msgpack",
+    "body_length_too_big",
+    "body_not_a_map",
+    "control_flag_mismatch",
+    "control_in_header",
+    "count_mismatch",
+    "created_out_of_range",
+    "data_end_in_header",
+    "encrypted_flag_mismatch",
+    "file_number_zero",
+    "frame_reserved",
+    "header_padding",
+    "header_reserved",
+    "header_under_80",
+    "huge_uncompressed_length",
+    "index_in_header",
+    "index_not_array",
+    "index_not_before_data_end",
+    "lengths_differ",
+    "major_zero",
+    "no_frame_magic",
+    "set_sizes_disagree",
+    "tag_first_mismatch",
+    "tag_granule_zero",
+    "tag_reserved",
+    "tag_unknown_flag",
+    "tagged_metadata",
+    "truncated_before_index",
+    "wrong_encoding_for_kind",
 }
 
 
@@ -130,6 +167,7 @@ def open_set(paths: list[Path], password: str | None) -> DumpSetReader:
 def read_everything(reader: DumpSetReader) -> dict[str, Any]:
     """Everything a reader gives of a set, in JSON form; DumpErrors propagate."""
     frames = []
+    definitions: dict[int, dict[str, Any]] = {}
     for fileid, frame in reader.frames():
         h = frame.header
         if h.kind in (FrameKind.INDEX, FrameKind.END):
@@ -144,6 +182,14 @@ def read_everything(reader: DumpSetReader) -> dict[str, Any]:
             "encoding": h.encoding,
             "uncompressed_length": h.uncompressed_length,
         }
+        tag = granule_tag(frame) if h.kind == FrameKind.TABLE_DATA else None
+        if tag is not None:  # format 1.3 (dumpfile.md 5.9)
+            entry["tag"] = {
+                "granule": tag.granule,
+                "sequence": tag.sequence,
+                "first": tag.first,
+                "last": tag.last,
+            }
         if h.kind != FrameKind.TABLE_DATA:
             payload = reader.payload(fileid, frame)
             entry["payload"] = (
@@ -151,19 +197,37 @@ def read_everything(reader: DumpSetReader) -> dict[str, Any]:
                 if h.encoding == Encoding.MSGPACK
                 else {"hex": bytes(payload).hex()}
             )
+            if h.kind == FrameKind.METADATA and h.encoding == Encoding.MSGPACK:
+                definition = decode(payload).get("definition")
+                if isinstance(definition, dict):
+                    definitions[h.object_id] = definition
         frames.append(entry)
     objects = []
     for obj in reader.objects():
         rows: list[Any] = []
+        definition = definitions.get(obj.object_id) or {}
+        copy: CopyDecoder | None = None
         for fileid, position, length, count, nbytes in obj.frames:
+            if definition.get("row_format") == "pgcopy":
+                # One COPY stream per granule: a FIRST frame opens the next (5.8, 5.9).
+                frame = reader.read_frame(fileid, position, length)
+                tag = granule_tag(frame)
+                assert tag is not None, "a PGCOPY frame of format 1.3 is tagged"
+                if tag.first:
+                    copy = CopyDecoder(definition["column_kinds"], definition["columns"])
+                assert copy is not None
+                decoded = copy.feed(reader.payload(fileid, frame))
+                rows.extend([list(r) for r in decoded])
+                if tag.last:
+                    copy.finish()
+                    assert copy.rows == count
+                continue
             payload = reader.read(Location(fileid, position, length))
             assert memoryview(payload).nbytes == nbytes
-            batch = decode(payload)
-            assert isinstance(batch, list)
-            assert len(batch) == count, (
-                f"a frame of {obj.name} says {count} rows, holds {len(batch)}"
+            batch = decode_rows(
+                Batch(payload, count, str(reader.path_of(fileid)), position), table=obj.name
             )
-            rows.extend(batch)
+            rows.extend([list(r) for r in batch])
         objects.append(
             {
                 "object_id": obj.object_id,

@@ -5,6 +5,9 @@ partitions and dependents only, and ROLE imports as a role with only the rights 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -171,6 +174,65 @@ async def test_a_role_with_only_the_rights_it_needs_cannot_drop_an_unrelated_tab
                 and "must be owner of table victim" in e
                 for e in status.errors
             ), status.errors
+    finally:
+        await admin.close()
+        await drop_roles(ADMIN_DSN, (role,))
+
+
+async def test_the_command_line_takes_remap_schema_role_and_no_owner(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """impdp's and pg_restore's habits on the command line: ``--remap-schema``, ``--role`` and
+    ``--no-owner`` reach the job (a parfile's REMAP_SCHEMA/ROLE/NO_OWNER lines as well)."""
+    await _make(pg_url, SOURCE)
+    await _export(pg_url, tmp_path)
+    role = f"pk_cli_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE ROLE "{role}" NOLOGIN')
+    try:
+        async with fresh_database() as copy:
+            await _make(copy, f'GRANT CREATE ON DATABASE "{copy.rsplit("/", 1)[1]}" TO "{role}"')
+            parfile = tmp_path / "imp.par"
+            parfile.write_text(f"REMAP_SCHEMA=shop:store\nROLE={role}\n")
+            env = {**os.environ, "PUMPKIT_HOME": str(tmp_path / "home")}
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pumpkit",
+                    "import",
+                    "--database",
+                    copy,
+                    "--dumpfile",
+                    "a01.dmp",
+                    "--directory",
+                    str(tmp_path),
+                    "--parfile",
+                    str(parfile),
+                    "--no-owner",
+                    "--exclude",
+                    "TABLE:\"= 'other'\"",
+                    "--quiet",
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=150,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            conn = await asyncpg.connect(copy)
+            try:
+                assert await conn.fetchval("SELECT count(*) FROM store.sale") == 2000
+                owners = {
+                    r[0]
+                    for r in await conn.fetch(
+                        "SELECT tableowner FROM pg_tables WHERE schemaname = 'store'"
+                    )
+                }
+                assert owners == {role}
+            finally:
+                await conn.close()
     finally:
         await admin.close()
         await drop_roles(ADMIN_DSN, (role,))

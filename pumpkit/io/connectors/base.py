@@ -314,6 +314,16 @@ class Target(abc.ABC):
         ``create_object``)."""
         return None
 
+    async def plan_objects(
+        self, tables: Sequence[TableDef], objects: Sequence[ObjectDef]
+    ) -> list[ObjectDef]:
+        """What the import's plan holds (its ``tables`` and other ``objects``), shown to the
+        target on every run before anything is made; and the objects the target adds to the
+        plan (taken on the first run only), each then a row of the job like any other: what a
+        cross-engine move makes apart from the tables (SQLite's foreign keys, which
+        PostgreSQL adds after the rows; identity sequences set past the highest key)."""
+        return []
+
     async def declare(self, plan: ImportPlan, named: ImportPlan, options: ImportOptions) -> None:
         """What the import makes or loads (``plan``), everything its dump names under the
         job's filters (``named``), and how (``options``: the dump's schema archive, the

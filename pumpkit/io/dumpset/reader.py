@@ -22,7 +22,9 @@ from pathlib import Path
 
 import msgspec
 import zstandard
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from pumpkit.core import signing
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import ALGORITHM, KDF, FrameCipher, derive_key, key_check
 from pumpkit.core.dumpset import file_row_faults, set_faults
@@ -32,11 +34,14 @@ from pumpkit.core.frame import (
     Frame,
     FrameKind,
     Location,
+    check_encoding,
     decode_frame,
     decode_index,
+    granule_tag,
     parse_frame_header,
     payload_bytes,
 )
+from pumpkit.core.granules import GranuleRun, TaggedFrame, granule_runs, granules_of
 from pumpkit.core.header import MAX_HEADER_SIZE, OFFSET_BODY, FileHeader, decode_header
 from pumpkit.core.limits import check_frame_claims, check_value_count
 from pumpkit.errors import (
@@ -127,6 +132,15 @@ class DumpSetReader:
                 path=path,
             )
         self._cipher = FrameCipher(key)
+
+    def check_signature(self, public_key: Ed25519PublicKey) -> None:
+        """Refuse the set unless it is signed by ``public_key``'s owner and unchanged since
+        (format 1.3, formats/dumpfile.md §3.8): ``SignatureError`` naming file and offset.
+        Reads every byte of every file (a signature covers them all)."""
+        signing.verify_set(
+            public_key,
+            [(str(rf.path), rf.view, rf.header) for _, rf in sorted(self._files.items())],
+        )
 
     @classmethod
     def open(cls, paths: Sequence[str | os.PathLike[str]]) -> DumpSetReader:
@@ -223,6 +237,7 @@ class DumpSetReader:
             decompressor = zstandard.ZstdDecompressor()
             self._local.decompressor = decompressor
         try:
+            check_encoding(frame.header)
             # Every claim checked before a byte is decompressed (pumpkit.core.limits).
             check_frame_claims(frame.header)
             data = payload_bytes(frame, decompressor, self._cipher)
@@ -271,7 +286,10 @@ class DumpSetReader:
                     rf.header.index_position,
                     _frame_length_at(rf, rf.header.index_position),
                 )
-                entries = decode_index(self.payload(fileid, index), rf.header.index_position)
+                try:
+                    entries = decode_index(self.payload(fileid, index), rf.header.index_position)
+                except DumpError as exc:
+                    raise exc.located(str(rf.path)) from None
                 expected = rf.header.header_size
                 for e in entries:
                     frame = self.read_frame(fileid, e.position, e.length)
@@ -379,9 +397,20 @@ class DumpSetReader:
             for n in sorted(names.keys() | frames.keys())
         ]
 
+    def granule_runs(self) -> list[GranuleRun]:
+        """The runs of the set's tagged TABLE_DATA frames (format 1.3), complete or not, read
+        from the frames alone (``pumpkit.core.granules``; formats/dumpfile.md §8.1)."""
+        tagged = []
+        for fileid, frame in self.frames():
+            tag = granule_tag(frame) if frame.header.kind == FrameKind.TABLE_DATA else None
+            if tag is not None:
+                tagged.append(TaggedFrame(fileid, frame.header, tag))
+        return granule_runs(tagged)
+
     def _objects_from_frames(self) -> list[ObjectFrames]:
         names: dict[int, tuple[str, str, str]] = {}
         data: dict[int, list[tuple[int, int, int, int, int]]] = {}
+        tagged: list[TaggedFrame] = []
         for fileid, frame in self.frames():
             h = frame.header
             if h.kind == FrameKind.METADATA and h.encoding == Encoding.PG_ARCHIVE:
@@ -389,9 +418,26 @@ class DumpSetReader:
             elif h.kind == FrameKind.METADATA:
                 names[h.object_id] = _object_name(self.payload(fileid, frame))
             elif h.kind == FrameKind.TABLE_DATA:
+                tag = granule_tag(frame)
+                if tag is not None:
+                    tagged.append(TaggedFrame(fileid, h, tag))
+                    continue
                 data.setdefault(h.object_id, []).append(
                     (fileid, h.offset, h.length, h.count, h.uncompressed_length)
                 )
+        # 1.3: only a granule's last complete run is data; unfinished frames are not. A
+        # table's frames are listed granule by granule (a COPY stream is one granule's).
+        for run in granules_of(granule_runs(tagged)).values():
+            data.setdefault(run.object_id, []).extend(
+                (
+                    f.fileid,
+                    f.header.offset,
+                    f.header.length,
+                    f.header.count,
+                    f.header.uncompressed_length,
+                )
+                for f in run.frames
+            )
         result = []
         for object_id in sorted(names.keys() | data.keys()):
             object_type, schema, name = names.get(object_id, ("TABLE_DATA", "", f"#{object_id}"))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.dumpset import set_faults
@@ -22,6 +23,7 @@ from pumpkit.core.framescan import scan_frames
 from pumpkit.core.header import HEADER_SIZE, OFFSET_BODY, FileHeader, decode_header
 from pumpkit.errors import DumpError, NotADumpFileError
 from pumpkit.io.dumpset.files import map_file, set_member
+from pumpkit.io.dumpset.reader import DumpSetReader
 
 __all__ = ("Fault", "VerifyReport", "verify_paths")
 
@@ -51,7 +53,9 @@ class VerifyReport(msgspec.Struct, frozen=True):
         return not self.faults
 
 
-def verify_paths(paths: Sequence[str | os.PathLike[str]]) -> VerifyReport:
+def verify_paths(
+    paths: Sequence[str | os.PathLike[str]], *, verify_key: Ed25519PublicKey | None = None
+) -> VerifyReport:
     """Check every byte of the files and the completeness of their set; never raises on damage.
 
     Each file's header, every frame's checksums and lengths, that every compressed payload
@@ -59,6 +63,8 @@ def verify_paths(paths: Sequence[str | os.PathLike[str]]) -> VerifyReport:
     END frame agree with the frames, and that the set has all its files and only one GUID.
     After a damaged frame it resynchronises on the next sound frame, so one report counts
     every fault. Raises ``FileAccessError`` only for a path that cannot be read at all.
+    With ``verify_key`` (format 1.3) a set not signed by its owner, or changed since it was
+    signed, is a fault too.
     """
     faults: list[Fault] = []
     headers: list[tuple[str, FileHeader]] = []
@@ -81,8 +87,21 @@ def verify_paths(paths: Sequence[str | os.PathLike[str]]) -> VerifyReport:
                 if sibling.resolve() not in seen and sibling.exists():
                     queue.append(sibling)
     faults.extend(Fault(f.path, f.offset, f.reason) for f in set_faults(headers))
+    if verify_key is not None:
+        faults.extend(_signature_faults(paths, verify_key))
     faults.sort(key=lambda f: (f.path, -1 if f.offset is None else f.offset))
     return VerifyReport(files=len(seen), frames=frames, rows=rows, faults=tuple(faults))
+
+
+def _signature_faults(
+    paths: Sequence[str | os.PathLike[str]], key: Ed25519PublicKey
+) -> list[Fault]:
+    try:
+        with DumpSetReader.open(paths) as reader:
+            reader.check_signature(key)
+    except DumpError as exc:
+        return [Fault(exc.path or str(paths[0]), exc.offset, exc.reason)]
+    return []
 
 
 def _verify_file(path: Path) -> tuple[FileHeader | None, int, int, list[Fault]]:

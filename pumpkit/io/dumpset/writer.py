@@ -27,7 +27,9 @@ from pathlib import Path
 
 import msgspec
 import zstandard
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pumpkit.core import signing
 from pumpkit.core.buffers import Buffer
 from pumpkit.core.crypto import FrameCipher
 from pumpkit.core.frame import (
@@ -102,6 +104,7 @@ class DumpSetWriter:
         created: dt.datetime | None = None,
         durable: dict[int, int] | None = None,
         cipher: FrameCipher | None = None,
+        sign_key: Ed25519PrivateKey | None = None,
     ) -> None:
         if not templates:
             raise InvalidArgumentError("a dump-file set needs at least one file name")
@@ -125,6 +128,7 @@ class DumpSetWriter:
                 "an encrypted set needs a cipher and a header that says so, and only it"
             )
         self._cipher = cipher
+        self._sign_key = sign_key
         self._local = threading.local()
         # The one lock: every frame placed, every file created or finished, every template
         # added. No write waits for room while holding it: a full set raises instead.
@@ -445,6 +449,13 @@ class DumpSetWriter:
             self._body = msgspec.structs.replace(
                 self._body, set_file_count=len(self._closed), set_files=names
             )
+            if self._sign_key is not None:
+                # 64 zero bytes hold the signature's place (the digests read them as zeros).
+                self._body = msgspec.structs.replace(
+                    self._body,
+                    signature_algorithm=signing.ALGORITHM,
+                    signature=bytes(signing.SIGNATURE_SIZE),
+                )
             if len(msgspec.msgpack.encode(self._body)) > HEADER_SIZE - 256:
                 # Too many names for the header: the count still lets a reader check the set.
                 self._body = msgspec.structs.replace(self._body, set_files=())
@@ -455,7 +466,30 @@ class DumpSetWriter:
                     fh.write(encode_header(msgspec.structs.replace(head, body=self._body)))
                     fh.flush()
                     os.fsync(fh.fileno())
+            if self._sign_key is not None:
+                self._sign()
             return [f.path for f in self._closed]
+
+    def _sign(self) -> None:
+        """Sign the closed set (format 1.3, section 3.8): digest every file, sign, and write
+        the signature over its placeholder in every header (the body keeps its length)."""
+        assert self._sign_key is not None
+        digests = []
+        for f in self._closed:
+            with (
+                open(f.path, "rb") as src,
+                mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as mm,
+            ):
+                digests.append(signing.file_digest(mm, decode_header(mm[:HEADER_SIZE])))
+        signature = signing.sign_set(self._sign_key, self.guid, digests)
+        self._body = msgspec.structs.replace(self._body, signature=signature)
+        for f in self._closed:
+            with open(f.path, "r+b") as fh:
+                head = decode_header(fh.read(HEADER_SIZE))
+                fh.seek(0)
+                fh.write(encode_header(msgspec.structs.replace(head, body=self._body)))
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def abandon(self) -> None:
         """Close the file descriptors without finishing (the set stays as a crash leaves it)."""

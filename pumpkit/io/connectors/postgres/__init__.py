@@ -4,7 +4,7 @@ loads) and ``common`` (URLs, connections, quoting)."""
 
 from __future__ import annotations
 
-from pumpkit.io.connectors.postgres.common import MARKER_TABLE, is_postgres_url, qualified
+from pumpkit.io.connectors.postgres.common import MARKER_TABLE, qualified
 from pumpkit.io.connectors.postgres.source import PgSnapshot, PgSource
 from pumpkit.io.connectors.postgres.target import PgTarget, pg_schema
 
@@ -13,7 +13,6 @@ __all__ = (
     "PgSnapshot",
     "PgSource",
     "PgTarget",
-    "is_postgres_url",
     "pg_schema",
     "qualified",
 )

@@ -33,7 +33,6 @@ __all__ = (
     "MARKER_TABLE",
     "SYSTEM_SCHEMAS",
     "connect",
-    "is_postgres_url",
     "literal",
     "qualified",
     "safe_url",
@@ -43,10 +42,6 @@ __all__ = (
 MARKER_TABLE = "pumpkit_import_markers"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 _CONNECT_TIMEOUT = 30
-
-
-def is_postgres_url(database: object) -> bool:
-    return isinstance(database, str) and database.startswith(("postgresql://", "postgres://"))
 
 
 def qualified(schema: str, name: str) -> str:

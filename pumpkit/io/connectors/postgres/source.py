@@ -22,7 +22,7 @@ import zstandard
 
 from pumpkit.core.catalog import Catalog, TableDef
 from pumpkit.core.crypto import FrameCipher
-from pumpkit.core.frame import Encoding, FrameKind, build_frame
+from pumpkit.core.frame import Encoding, FrameKind, GranuleTag, build_frame
 from pumpkit.core.planner import DEFAULT_GRANULE_BYTES, Granule
 from pumpkit.core.rowcodec import PGCOPY
 from pumpkit.errors import ConnectorError, JobStopped, UsageError
@@ -37,6 +37,8 @@ from pumpkit.io.connectors.postgres.archive import with_archive
 from pumpkit.io.connectors.postgres.catalog import read_catalog
 from pumpkit.io.connectors.postgres.common import connect, literal, qualified, select_sql
 from pumpkit.io.connectors.postgres.tools import (
+    EntryScripts,
+    TocEntry,
     dump_schema,
     entry_scripts,
     read_toc,
@@ -136,10 +138,30 @@ class PgSource(Source):
         server's version (or newer) are missing, naming the package to install."""
         tools = await tools_for(self.url)
         snap = await self.snapshot()
-        catalog = await read_catalog(snap.conn, tables=tables)
-        archive = await dump_schema(self.url, snap.snapshot, sections=True, tools=tools)
-        toc = await read_toc(archive, tools=tools)
-        scripts = await entry_scripts(archive, tools=tools)
+        # pg_dump works on its own connection in the same snapshot, so the catalog is read
+        # while it runs; the archive's list and its scripts are two pg_restore runs at once.
+        catalog = Catalog(engine="postgresql", version="", tables=())
+        toc: list[TocEntry] = []
+        scripts = EntryScripts(prolog="", entries={})
+
+        async def read_tables() -> None:
+            nonlocal catalog
+            catalog = await read_catalog(snap.conn, tables=tables)
+
+        async def read_list() -> None:
+            nonlocal toc
+            toc = await read_toc(archive, tools=tools)
+
+        async def read_scripts() -> None:
+            nonlocal scripts
+            scripts = await entry_scripts(archive, tools=tools)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_tables)
+            archive = await dump_schema(self.url, snap.snapshot, sections=True, tools=tools)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_list)
+            tg.start_soon(read_scripts)
         return with_archive(catalog, archive, toc, scripts, tools, chosen=tables is not None)
 
     async def granules(
@@ -249,9 +271,16 @@ class _Readers(GranuleReaders):
         result = GranuleResult()
         pending = bytearray()
 
-        async def emit(count: int) -> None:
+        sequence = 0
+
+        async def emit(count: int, *, last: bool = False) -> None:
+            nonlocal sequence
             data = bytes(pending)
             pending.clear()
+            # Format 1.3: the frame names its granule; FIRST holds the COPY signature, LAST
+            # the trailer, so a crash-cut set shows which COPY streams are whole.
+            tag = GranuleTag(request.granule.number, sequence, first=sequence == 0, last=last)
+            sequence += 1
 
             def build_and_place() -> None:
                 header, payload = build_frame(
@@ -262,6 +291,7 @@ class _Readers(GranuleReaders):
                     encoding=Encoding.PGCOPY,
                     compressor=compressor,
                     cipher=cipher,
+                    tag=tag,
                 )
                 ref = place(header, payload)
                 if ref is not None:
@@ -294,7 +324,7 @@ class _Readers(GranuleReaders):
                 f"reading table {table.name!r} failed: {exc}", table=table.name
             ) from None
         result.rows = int(str(status).rpartition(" ")[2] or 0)
-        await emit(result.rows)
+        await emit(result.rows, last=True)
         if stop.is_set():
             raise JobStopped
         return result

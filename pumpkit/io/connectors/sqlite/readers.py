@@ -45,6 +45,7 @@ from pumpkit.core.frame import (
     FRAME_HEADER_SIZE,
     MAX_PAYLOAD,
     FrameKind,
+    GranuleTag,
     build_frame,
     parse_frame_header,
 )
@@ -160,24 +161,48 @@ def _worker_main(conn: Channel, database: str, level: int) -> None:
                 subquery=spec.subquery,
                 sample=spec.sample,
             )
+            # Each frame is sent once the next is known, so the granule's last one is sent
+            # tagged LAST (format 1.3: a crash-cut set shows which granules are whole).
+            held: tuple[int, bytes] | None = None
+            sequence = 0
             for rows in batches:
                 if remap is not None:
                     rows = remap(rows)
                 for count, data in _encoded(encoder, rows):
-                    header, payload = build_frame(
-                        FrameKind.TABLE_DATA,
-                        data,
-                        object_id=object_id,
-                        count=count,
-                        compressor=compressor,
-                        cipher=cipher,
-                    )
-                    conn.send_bytes(b"".join((_FRAME, header, payload)))
+                    if held is not None:
+                        tag = GranuleTag(granule.number, sequence, first=sequence == 0, last=False)
+                        _send_frame(conn, object_id, *held, compressor, cipher, tag)
+                        sequence += 1
+                    held = (count, data)
+            if held is not None:
+                tag = GranuleTag(granule.number, sequence, first=sequence == 0, last=True)
+                _send_frame(conn, object_id, *held, compressor, cipher, tag)
             conn.send_bytes(_END)
         except (EOFError, OSError, BrokenPipeError):
             return
         except Exception as exc:
             conn.send_bytes(_ERROR + str(exc).encode())
+
+
+def _send_frame(
+    conn: Channel,
+    object_id: int,
+    count: int,
+    data: bytes,
+    compressor: zstandard.ZstdCompressor | None,
+    cipher: FrameCipher | None,
+    tag: GranuleTag,
+) -> None:
+    header, payload = build_frame(
+        FrameKind.TABLE_DATA,
+        data,
+        object_id=object_id,
+        count=count,
+        compressor=compressor,
+        cipher=cipher,
+        tag=tag,
+    )
+    conn.send_bytes(b"".join((_FRAME, header, payload)))
 
 
 def _encoded(

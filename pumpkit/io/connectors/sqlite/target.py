@@ -31,7 +31,15 @@ from pumpkit.core.limits import ROW_CHUNK_BYTES
 from pumpkit.core.pgcopy import CopyDecoder
 from pumpkit.core.plancheck import ImportPlan
 from pumpkit.core.rowcodec import PGCOPY, iter_rows
-from pumpkit.core.typemap import sqlite_index_ddl, sqlite_table_ddl
+from pumpkit.core.selection import fold
+from pumpkit.core.translate import (
+    ForeignKey,
+    foreign_key_of,
+    translate_index,
+    translate_view,
+    unique_of,
+)
+from pumpkit.core.typemap import sqlite_table_ddl
 from pumpkit.errors import (
     ConnectorError,
     CopyFormatError,
@@ -40,6 +48,7 @@ from pumpkit.errors import (
     FileAccessError,
     JobStopped,
     RetryableError,
+    TranslationError,
 )
 from pumpkit.io.connectors.base import (
     MADE,
@@ -135,6 +144,14 @@ class SqliteTarget(Target):
         except sqlite3.Error as exc:
             error = RetryableError if is_busy(exc) else ConnectorError
             raise error(f"cannot open target database {str(self.path)!r}: {exc}") from None
+        #: From another engine's dump: each table's (by folded name) foreign keys and
+        #: UNIQUE constraints, which SQLite takes only in a CREATE TABLE, and the tables
+        #: keyed by an identity or serial column (with those sequences' names).
+        self.foreign_keys: dict[str, list[tuple[str, ForeignKey]]] = {}
+        self.uniques: dict[str, list[tuple[str, tuple[str | None, tuple[str, ...]]]]] = {}
+        self.counted: dict[str, str] = {}
+        #: The objects a CREATE TABLE took in: ``(object type, folded name)``.
+        self.in_tables: set[tuple[str, str]] = set()
         #: Both gates for the dump's statements; its scope grows with ``declare``.
         self.guard = SqliteGuard(
             self.conn, Scope(reserved=_OWN_TABLES, reserved_prefixes=_OWN_PREFIXES)
@@ -187,6 +204,32 @@ class SqliteTarget(Target):
         the first, its triggers write only to either."""
         self.guard.scope.widen(plan.tables, plan.views, named=named.tables)
 
+    async def plan_objects(
+        self, tables: Sequence[TableDef], objects: Sequence[ObjectDef]
+    ) -> list[ObjectDef]:
+        """From a PostgreSQL dump: what each table's CREATE TABLE must hold here (its
+        foreign keys and UNIQUE constraints: SQLite adds neither to a table it has made), and
+        which tables are keyed by an identity or serial column (their sequences own them).
+        Nothing is added to the plan."""
+        if not self.cross:
+            return []
+        made = {fold(t.name) for t in tables}
+        for obj in objects:
+            what = f"{obj.object_type} {obj.name!r}"
+            try:
+                if obj.object_type == "REF_CONSTRAINT":
+                    fk = foreign_key_of(obj.ddl, source="postgres", what=what)
+                    if fold(fk.table) in made:
+                        self.foreign_keys.setdefault(fold(obj.table), []).append((obj.name, fk))
+                elif obj.object_type == "CONSTRAINT" and obj.desc == "CONSTRAINT":
+                    unique = unique_of(obj.ddl, source="postgres", what=what)
+                    self.uniques.setdefault(fold(obj.table), []).append((obj.name, unique))
+            except TranslationError:
+                continue  # not one SQLite's CREATE TABLE takes: left out when its turn comes
+            if obj.object_type == "SEQUENCE" and obj.table and fold(obj.table) in made:
+                self.counted[fold(obj.name)] = obj.table
+        return []
+
     async def existing_tables(self, tables: list[TableDef]) -> list[str]:
         def existing() -> list[str]:
             present = {
@@ -213,11 +256,12 @@ class SqliteTarget(Target):
                 return [
                     f"table {table.name!r}: a partition; its rows go into {table.partition_root[1]!r}"
                 ]
-            ddl = sqlite_table_ddl(
-                table.name, table.columns, table.column_kinds, table.not_null, table.primary_key
-            )
+            notes: list[str] = []
+            ddl = self._cross_table(table, notes)
+        else:
+            notes = []
         await self._call(self._execute_ddl, ddl, "TABLE", table.name)
-        notes = []
+        notes = [f"table {table.name!r}: {n}" for n in notes]
         if self.cross and table.inherits:
             parents = ", ".join(name for _, name in table.inherits)
             notes.append(
@@ -225,6 +269,27 @@ class SqliteTarget(Target):
                 " inheritance, so its rows no longer show through its parents"
             )
         return notes
+
+    def _cross_table(self, table: TableDef, notes: list[str]) -> str:
+        """Another engine's table as SQLite makes it (``pumpkit.core.typemap``), with the
+        foreign keys and UNIQUE constraints of its own (recorded as made with it)."""
+        key = fold(table.name)
+        fks = self.foreign_keys.get(key, [])
+        uniques = self.uniques.get(key, [])
+        self.in_tables.update(("REF_CONSTRAINT", fold(name)) for name, _ in fks)
+        self.in_tables.update(("CONSTRAINT", fold(name)) for name, _ in uniques)
+        return sqlite_table_ddl(
+            table.name,
+            table.columns,
+            table.column_kinds,
+            table.not_null,
+            table.primary_key,
+            ddl=table.ddl,
+            foreign_keys=[fk for _, fk in fks],
+            uniques=[u for _, u in uniques],
+            autoincrement=key in {fold(t) for t in self.counted.values()},
+            notes=notes,
+        )
 
     async def truncate(self, table: TableDef) -> None:
         """TABLE_EXISTS_ACTION=TRUNCATE: every row goes, the table stays."""
@@ -255,7 +320,7 @@ class SqliteTarget(Target):
     async def create_object(self, obj: ObjectDef) -> Outcome:
         if obj.object_type == "SEQUENCE":
             if self.cross:
-                return _left_out(obj, self.engine, self.source_engine)
+                return await self._cross_sequence(obj)
             await self._call(self._set_sequence, obj.table, int(obj.value or 0))
             return MADE
         if obj.object_type == "PRAGMA":
@@ -263,10 +328,13 @@ class SqliteTarget(Target):
             return MADE
         ddl = obj.ddl
         if self.cross:
-            if obj.object_type == "CONSTRAINT" and "PRIMARY KEY" in obj.ddl:
-                return MADE  # the table was made with its primary key
-            source = obj.ddl.strip().rstrip(";").strip()
-            translated = sqlite_index_ddl(source, obj.table) if obj.object_type == "INDEX" else None
+            made = self._made_with_table(obj)
+            if made is not None:
+                return made
+            try:
+                translated = self._translated(obj)
+            except TranslationError as exc:
+                return Outcome(False, exc.reason)
             if translated is None:
                 return _left_out(obj, self.engine, self.source_engine)
             ddl = translated
@@ -274,6 +342,51 @@ class SqliteTarget(Target):
             return MADE
         await self._call(self._execute_ddl, ddl, obj.object_type, obj.name, obj.table)
         return Outcome(True, self._guard_note(obj))
+
+    def _made_with_table(self, obj: ObjectDef) -> Outcome | None:
+        """An object of another engine's dump that its table's CREATE TABLE made (its key,
+        foreign keys, UNIQUE constraints; the identity or the serial default that its
+        INTEGER PRIMARY KEY AUTOINCREMENT is); ``None`` for any other."""
+        kind = obj.object_type
+        if kind == "CONSTRAINT" and "PRIMARY KEY" in obj.ddl:
+            return MADE  # the table was made with its primary key
+        if (kind, fold(obj.name)) in self.in_tables:
+            return MADE
+        if kind == "SEQUENCE_DEF" and fold(obj.name) in self.counted:
+            return MADE  # the table's INTEGER PRIMARY KEY AUTOINCREMENT
+        if (
+            kind == "DEFAULT"
+            and "nextval(" in obj.ddl
+            and fold(obj.table) in {fold(t) for t in self.counted.values()}
+        ):
+            return MADE  # a serial column's default: the AUTOINCREMENT key is it
+        if kind == "REF_CONSTRAINT":
+            return Outcome(
+                False, "SQLite takes a foreign key only in its table's CREATE TABLE, which"
+                " had not this one (it references a table this import does not make, or its"
+                " SQL did not translate)",
+            )  # fmt: skip
+        return None
+
+    def _translated(self, obj: ObjectDef) -> str | None:
+        """Another engine's index or view in SQLite's SQL (``pumpkit.core.translate``);
+        ``None`` for an object of another kind. Raises ``TranslationError``."""
+        if obj.object_type == "INDEX":
+            return translate_index(
+                obj.ddl, source="postgres", target="sqlite", name=obj.name, table=obj.table
+            )
+        if obj.object_type == "VIEW":
+            return translate_view(obj.ddl, source="postgres", target="sqlite", name=obj.name)
+        return None
+
+    async def _cross_sequence(self, obj: ObjectDef) -> Outcome:
+        """A PostgreSQL sequence's value: the AUTOINCREMENT counter of the table it keys."""
+        table = self.counted.get(fold(obj.name))
+        if table is None:
+            return _left_out(obj, self.engine, self.source_engine)
+        if obj.value is not None:
+            await self._call(self._set_sequence, table, int(obj.value))
+        return MADE
 
     def _guard_note(self, obj: ObjectDef) -> str | None:
         """What the job's log should say about an object the guard let through."""
