@@ -284,7 +284,10 @@ async def test_cross_engine_sqlite_ddl_passes_the_gates(tmp_path: Path) -> None:
             ddl='CREATE INDEX by_name ON public."we""ird" USING btree ("na me")',
         )
         assert (await imp.create_object(good)).made
-        # A PostgreSQL index name that is SQL to SQLite: the translation keeps it as text.
+        # A PostgreSQL index whose DDL is two statements to any parser: the translator
+        # (sqlglot, since the cross-engine translation) cannot read it as one CREATE INDEX,
+        # so the index is left out, with why, and nothing of it runs; SQL it did translate
+        # would still meet both gates (the good index above).
         hostile = ObjectDef(
             object_type="INDEX",
             schema="public",
@@ -292,8 +295,8 @@ async def test_cross_engine_sqlite_ddl_passes_the_gates(tmp_path: Path) -> None:
             table='we"ird',
             ddl='CREATE INDEX x;VACUUM ON public."we""ird" USING btree ("na me")',
         )
-        with pytest.raises(UnsafeDumpError, match="INDEX 'x;VACUUM' refused"):
-            await imp.create_object(hostile)
+        outcome = await imp.create_object(hostile)
+        assert not outcome.made and "does not parse" in (outcome.note or ""), outcome
     finally:
         await imp.close()
     with closing(sqlite3.connect(tmp_path / "t.db")) as c:
