@@ -55,6 +55,7 @@ from pumpkit.errors import (
     DumpError,
     DumpLimitError,
     DumpSetFullError,
+    DumpSetNoSpaceError,
     EncryptedError,
     ErrorLimitReached,
     FileAccessError,
@@ -64,6 +65,7 @@ from pumpkit.errors import (
     InvalidHandleError,
     InvalidStateError,
     InvalidTransitionError,
+    JobHeldError,
     JobStopped,
     JobTakenOverError,
     LayoutError,
@@ -78,6 +80,7 @@ from pumpkit.errors import (
     UnsupportedFeatureError,
     UnsupportedVersionError,
     UsageError,
+    WorkerDiedError,
 )
 from pumpkit.exitcodes import ExitCode
 from pumpkit.io.dumpset.info import DumpFileInfo, get_dumpfile_info
@@ -92,6 +95,7 @@ __all__ = (
     "DumpFileInfo",
     "DumpLimitError",
     "DumpSetFullError",
+    "DumpSetNoSpaceError",
     "EncryptedError",
     "ErrorLimitReached",
     "ExitCode",
@@ -102,6 +106,7 @@ __all__ = (
     "InvalidHandleError",
     "InvalidStateError",
     "InvalidTransitionError",
+    "JobHeldError",
     "JobState",
     "JobStopped",
     "JobTakenOverError",
@@ -121,6 +126,7 @@ __all__ = (
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
+    "WorkerDiedError",
     "__version__",
     "batch_remap",
     "export_database",

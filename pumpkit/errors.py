@@ -30,6 +30,7 @@ __all__ = (
     "DumpError",
     "DumpLimitError",
     "DumpSetFullError",
+    "DumpSetNoSpaceError",
     "EncryptedError",
     "ErrorLimitReached",
     "FileAccessError",
@@ -39,6 +40,7 @@ __all__ = (
     "InvalidHandleError",
     "InvalidStateError",
     "InvalidTransitionError",
+    "JobHeldError",
     "JobStopped",
     "JobTakenOverError",
     "LayoutError",
@@ -53,6 +55,7 @@ __all__ = (
     "UnsupportedFeatureError",
     "UnsupportedVersionError",
     "UsageError",
+    "WorkerDiedError",
 )
 
 
@@ -268,6 +271,25 @@ class JobTakenOverError(BadStateError):
     message names the job and that process."""
 
 
+class JobHeldError(InvalidStateError, JobTakenOverError):
+    """A call lost a race: another session or process started the job first (START_JOB), or
+    holds its name (OPEN). Still Table 6-1's refusal (``procedure``, ``state``, ``valid``);
+    the message names the job and, where one runs it, the process (``holder``). The CLI
+    exits JOB_TAKEN (8)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        procedure: str,
+        state: str,
+        valid: tuple[str, ...],
+        holder: str | None = None,
+    ) -> None:
+        self.holder = holder
+        super().__init__(message, procedure=procedure, state=state, valid=valid)
+
+
 # --- the environment's fault -----------------------------------------------------------------
 
 
@@ -300,6 +322,17 @@ class TranslationError(ConnectorError):
 class RetryableError(ConnectorError):
     """The database itself failed (locked, busy, I/O, the connection lost), not the work's
     SQL: the work can be rolled back and tried again."""
+
+
+class WorkerDiedError(PumpkitError):
+    """A worker process of the job died (killed, crashed) while it held a granule: the
+    control process replaces it and redoes the granule, up to a limit per job.
+    ``worker`` is its number (from 1), ``table`` what it was reading."""
+
+    def __init__(self, message: str, *, worker: int, table: str | None = None) -> None:
+        self.worker = worker
+        self.table = table
+        super().__init__(message)
 
 
 class InmodError(PumpkitError):
@@ -358,3 +391,15 @@ class LayoutError(ValueError):
 
 class DumpSetFullError(PumpkitError):
     """No file of the dump-file set can take more bytes (FILESIZE reached, templates used up)."""
+
+
+class DumpSetNoSpaceError(DumpSetFullError):
+    """The file system of a dump file has no room (ENOSPC, EDQUOT, EFBIG): nothing of the
+    frame was kept, the file stays at its last durable point. Like a full set, a wait: for
+    ADD_FILE in another directory (the set goes on in a new file there) or for space freed
+    and CONTINUE (the set goes on in place). ``path`` is the file, ``reason`` the OS's."""
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(message)

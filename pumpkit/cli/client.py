@@ -2,7 +2,7 @@
 interactive mode of expdp/impdp (``Export>``), entered with Ctrl-C or ``pumpkit attach``.
 
 Commands (case does not matter): STATUS[=seconds], STOP_JOB[=IMMEDIATE],
-START_JOB[=SKIP_CURRENT], KILL_JOB, PARALLEL=n, ADD_FILE=name, FILESIZE=size,
+START_JOB[=SKIP_CURRENT], KILL_JOB[=KEEP_FILES], PARALLEL=n, ADD_FILE=name, FILESIZE=size,
 CONTINUE_CLIENT, EXIT_CLIENT, HELP. On a terminal they are typed at the prompt; when
 standard input is not a terminal they are read from it line by line, and its end is
 EXIT_CLIENT.
@@ -22,7 +22,7 @@ from pumpkit.core.parameters import parse_size
 from pumpkit.core.states import JobState
 from pumpkit.core.status import Status, StatusMask
 from pumpkit.engine.session import Session
-from pumpkit.errors import PumpkitError
+from pumpkit.errors import JobTakenOverError, PumpkitError
 from pumpkit.exitcodes import ExitCode
 
 __all__ = ("Client", "exit_code_for", "progress_line")
@@ -36,7 +36,8 @@ CONTINUE_CLIENT     Return to logging mode. The job is restarted if it is idle.
 EXIT_CLIENT         Quit the client session and leave the job running.
 FILESIZE=size       Default size of files added with ADD_FILE (e.g. 2GB).
 HELP                Summarize the interactive commands.
-KILL_JOB            Detach and delete the job (its control table; an export's dump files).
+KILL_JOB            Detach and delete the job (its control table; an export's dump files,
+                    kept with KILL_JOB=KEEP_FILES).
 PARALLEL=n          Change the number of active workers of the job.
 START_JOB[=SKIP_CURRENT]  Start or resume the job; SKIP_CURRENT skips what was in progress.
 STATUS[=seconds]    Show the job's status now (and every so many seconds in logging mode).
@@ -214,6 +215,12 @@ class Client:
                 continue
             try:
                 result = await self.obey(line)
+            except JobTakenOverError as exc:
+                # This client lost a race (another started the job): it did not get what it
+                # asked for, so it says so and leaves with JOB_TAKEN.
+                print(f"{self.prompt}: {exc}", file=self.out, flush=True)
+                await self.session.release(self.handle)
+                return ExitCode.JOB_TAKEN
             except PumpkitError as exc:
                 print(f"{self.prompt}: {exc}", file=self.out, flush=True)
                 continue
@@ -264,16 +271,22 @@ class Client:
         elif command == "KILL_JOB":
             if not await self._confirm("Are you sure you wish to stop this job and delete it"):
                 return None
-            await self.session.stop_job(self.handle, keep_master=False)
-            print(f"Job {self.job_name} killed", file=self.out, flush=True)
+            keep = value.upper() == "KEEP_FILES"
+            await self.session.stop_job(self.handle, keep_master=False, keep_files=keep)
+            kept = "; its dump files are kept (KEEP_FILES)" if keep else ""
+            print(f"Job {self.job_name} killed{kept}", file=self.out, flush=True)
             return ExitCode.STOPPED
         elif command == "START_JOB":
             skip = value.upper() == "SKIP_CURRENT"
             await self.session.start_job(self.handle, skip_current=skip, detached=True)
             print(f"Job {self.job_name} started", file=self.out, flush=True)
         elif command == "CONTINUE_CLIENT":
-            if await self.session.state(self.handle) == JobState.IDLING:
+            state = await self.session.state(self.handle)
+            if state == JobState.IDLING:
                 await self.session.start_job(self.handle, detached=True)
+            elif state == JobState.EXECUTING:
+                # A job that waits for room on a full disk tries again (space was freed).
+                await self.session.continue_job(self.handle)
             return "continue"
         elif command == "EXIT_CLIENT":
             return await self._exit_client()

@@ -83,6 +83,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             )
             p.add_argument("--compression", choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"))
             p.add_argument("--compression-level", type=int, help="zstd level 1-22 (default 3)")
+        else:
+            p.add_argument(
+                "--no-verify",
+                action="store_true",
+                help="skip checking the whole set before the target changes (VERIFY=0)",
+            )
         add_selection_options(p, operation)
         p.set_defaults(run=run_job_command, operation=operation.upper())
     load = commands.add_parser(
@@ -225,6 +231,8 @@ async def _define_and_watch(
             await session.metadata_filter(h, "SCHEMA_LIST", str(options["schemas"]))
         if str(options.get("keep_master") or "").upper() not in ("", "FALSE", "N", "NO", "0"):
             await session.set_parameter(h, "KEEP_MASTER", 1)
+        if getattr(args, "no_verify", False):
+            await session.set_parameter(h, "VERIFY", 0)
         for key in ("compression", "compression_level"):
             if options.get(key):
                 await session.set_parameter(h, key.upper(), options[key])

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from pumpkit import __version__
 from pumpkit.cli import inspect, jobs
-from pumpkit.errors import BadStateError, FileAccessError, PumpkitError, UsageError
+from pumpkit.errors import (
+    BadStateError,
+    FileAccessError,
+    JobTakenOverError,
+    PumpkitError,
+    UsageError,
+)
 from pumpkit.exitcodes import ExitCode
 
 __all__ = ("main", "parser")
@@ -54,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileAccessError as exc:
         print(f"pumpkit: {exc}", file=sys.stderr)
         return int(ExitCode.NO_INPUT)
+    except JobTakenOverError as exc:
+        # A race lost (START_JOB, OPEN of a name): another session or process has the job.
+        print(f"pumpkit: {exc}", file=sys.stderr)
+        return int(ExitCode.JOB_TAKEN)
     except (UsageError, BadStateError) as exc:
         # A bad value, an unknown handle or job, a call the job's state refuses: the user's.
         print(f"pumpkit: {exc}", file=sys.stderr)

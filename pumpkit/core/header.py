@@ -317,6 +317,7 @@ def decode_header(data: Buffer) -> FileHeader:
             f"the ENCRYPTED flag and the body's encryption {body.encryption!r} disagree",
             offset=OFFSET_FLAGS,
         )
+
     for i, name in enumerate(body.set_files):
         fault = file_name_fault(name)
         if fault is not None:

@@ -47,6 +47,12 @@ PARAMETERS: Mapping[str, ParameterSpec] = MappingProxyType(
         ),
         "COMPRESSION_LEVEL": ParameterSpec(3, minimum=1, maximum=22, operations=("EXPORT",)),
         "KEEP_MASTER": ParameterSpec(0, minimum=0, maximum=1, operations=_ALL),
+        # Import: check every byte of the whole set (``verify``) before the target changes,
+        # so a damaged set changes nothing (1, the default), or trust it (0).
+        "VERIFY": ParameterSpec(1, minimum=0, maximum=1, operations=("IMPORT",)),
+        # How many dead worker processes one run of an export replaces (its granule redone)
+        # before the job stops with the reason.
+        "WORKER_REPLACEMENTS": ParameterSpec(3, minimum=0, maximum=1000, operations=("EXPORT",)),
         # What to move (both directions) and what to do with tables that exist (import).
         "CONTENT": ParameterSpec("ALL", choices=("ALL", "DATA_ONLY", "METADATA_ONLY")),
         "TABLE_EXISTS_ACTION": ParameterSpec(

@@ -7,7 +7,8 @@ cancelling that group, and then ends the job along the edges of the state machin
 
 - the work is done: (EXECUTING ->) COMPLETING -> COMPLETED;
 - STOP_JOB: STOP PENDING -> STOPPING -> STOPPED, or STOPPING -> STOPPED when immediate;
-- KILL_JOB: the control table (and an export's dump files) dropped -> UNDEFINED;
+- KILL_JOB: the control table (and an export's dump files, unless KEEP_FILES) dropped
+  -> UNDEFINED;
 - a failure: through STOPPING to STOPPED, with the error as the stop reason (the control
   table is kept: the job can be restarted once the cause is mended);
 - the session that ran it in-process was cancelled: the same, as a stop.
@@ -37,10 +38,10 @@ from pumpkit.errors import (
     JobTakenOverError,
     PumpkitError,
 )
-from pumpkit.io.dumpset.files import remove_set_files
+from pumpkit.io.dumpset.files import job_set_files, remove_set_files
 from pumpkit.io.store import ControlStore
 
-__all__ = ("first_error", "run_job")
+__all__ = ("first_error", "kill_dump_files", "run_job")
 
 #: The work of each operation.
 OPERATIONS: dict[str, Callable[[Job], Awaitable[None]]] = {
@@ -146,10 +147,36 @@ async def _stopped(job: Job, reason: str, line: str | None) -> None:
 
 
 async def _kill(job: Job) -> None:
-    """KILL_JOB: drop the control table; an export's dump files (this job's only) are removed."""
-    if job.operation == "EXPORT":
-        guid = bytes.fromhex(job.guid.replace("-", ""))
-        for f in job.dump_files:
-            await anyio.to_thread.run_sync(remove_set_files, Path(f.directory), f.file_name, guid)
-    await job.log(f"Job {job.name} killed")
+    """KILL_JOB: drop the control table; an export's dump files (this job's only) are
+    removed, or kept when the kill asked for it (KEEP_FILES)."""
+    line = await kill_dump_files(job.store, job.name, keep=job.keep_files)
+    await job.log(f"Job {job.name} killed" + (f"; {line}" if line else ""))
     await job.store.drop_job(job.name)
+
+
+async def kill_dump_files(store: ControlStore, job_name: str, *, keep: bool) -> str | None:
+    """KILL_JOB's part in an export's dump files, in every state where KILL_JOB is valid:
+    remove the files its dump-file names name whose header carries the job's guid (no other
+    job's file is touched), or with ``keep`` leave them. Returns what was done, for the log
+    and the client (``None``: not an export, or no file of it exists)."""
+    record = await store.job(job_name)
+    if record is None or record.operation != "EXPORT":
+        return None
+    guid = bytes.fromhex(record.guid.replace("-", ""))
+    dumps = [f for f in await store.files(job_name) if f.file_type == "DUMP"]
+    paths: list[Path] = []
+    for f in dumps:
+        if keep:
+            paths += await anyio.to_thread.run_sync(
+                job_set_files, Path(f.directory), f.file_name, guid
+            )
+        else:
+            paths += await anyio.to_thread.run_sync(
+                remove_set_files, Path(f.directory), f.file_name, guid
+            )
+    if not paths:
+        return None
+    names = ", ".join(str(p) for p in paths)
+    if keep:
+        return f"its dump files are kept (KEEP_FILES): {names}"
+    return f"its dump files are removed: {names}"

@@ -46,8 +46,8 @@ from pumpkit.core.selecting import select_catalog
 from pumpkit.core.selection import Selection
 from pumpkit.engine.job import Job
 from pumpkit.engine.modules import Receiver, make_driver
-from pumpkit.engine.pool import run_pool
-from pumpkit.errors import CopyFormatError, EncryptedError, UsageError
+from pumpkit.engine.pool import WorkerReplacer, run_pool
+from pumpkit.errors import CopyFormatError, EncryptedError, UsageError, WorkerDiedError
 from pumpkit.io.connectors import open_source
 from pumpkit.io.connectors.base import FramePlacer, GranuleRequest, RowSpec, Source
 from pumpkit.io.dumpset.keys import read_signing_key
@@ -345,6 +345,7 @@ async def _export_with(
     # Without dump files the frames only pass through this process: no compression.
     level = writer.compression_level if writer is not None and writer.compresses_data else 0
     readers = await source.open_readers(count, level=level)
+    replacer = WorkerReplacer(job, readers)
     rows_send, rows_receive = anyio.create_memory_object_stream[tuple[str, bytes]](2)
     try:
 
@@ -364,8 +365,18 @@ async def _export_with(
                 spec=specs[(table.schema, table.name)],
                 key=None if data_cipher is None else data_cipher.key,
             )
-            place = _placer(job, writer, table, rows_send if receiver else None, data_cipher)
-            result = await readers.read(number, request, place, job.stop_event)
+            while True:
+                place = _placer(job, writer, table, rows_send if receiver else None, data_cipher)
+                try:
+                    result = await readers.read(number, request, place, job.stop_event)
+                    break
+                except WorkerDiedError as died:
+                    if receiver is not None:
+                        # Rows the dead worker sent on cannot be taken back from the module.
+                        raise
+                    # Its frames written so far stay unrecorded (dead space): the control
+                    # table records only the redone granule's.
+                    await replacer.replace(number, died)
             if writer is not None:
                 # A granule is recorded only once its frames are durable.
                 await anyio.to_thread.run_sync(writer.sync)

@@ -63,6 +63,7 @@ from pumpkit.io.connectors.base import (
 from pumpkit.io.dumpset.files import existing_set_files
 from pumpkit.io.dumpset.keys import read_verify_key
 from pumpkit.io.dumpset.reader import DumpSetReader
+from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.io.usercode import remapper
 
 __all__ = ("open_set", "planned_import", "run_import")
@@ -104,12 +105,36 @@ async def open_set(job: Job) -> DumpSetReader:
     return reader
 
 
+async def verify_set(job: Job, reader: DumpSetReader) -> None:
+    """VERIFY=1 (the default): every byte of every file of the set checked, as ``pumpkit
+    verify`` does, before anything in the target changes. Raises ``CorruptDumpError`` naming
+    the first faults (file and offset) when the set is damaged: the import then changed
+    nothing."""
+    paths = [reader.path_of(n) for n in reader.file_numbers]
+    report = await anyio.to_thread.run_sync(verify_paths, paths)
+    if not report.sound:
+        first = report.faults[0]
+        shown = "; ".join(str(f) for f in report.faults[:3])
+        raise CorruptDumpError(
+            f"the dump-file set is damaged, nothing was imported ({len(report.faults)}"
+            f" fault(s); `pumpkit verify` lists them all; VERIFY=0 skips this check): {shown}",
+            path=first.path,
+            offset=first.offset,
+        )
+    await job.log(
+        f"Dump-file set verified before the import: {report.files} file(s),"
+        f" {report.frames} frames, {report.rows} rows, sound"
+    )
+
+
 async def run_import(job: Job) -> None:
     """The work of an IMPORT job (``job`` is EXECUTING and owned by this process)."""
     from pumpkit.engine.sqlfile import write_sqlfile
 
     reader = await open_set(job)
     try:
+        if int(job.parameters.get("VERIFY", 1)):
+            await verify_set(job, reader)
         sql_files = [f for f in job.files if f.file_type == "SQL"]
         if sql_files:
             await write_sqlfile(job, reader, sql_files[0])

@@ -5,7 +5,7 @@ A :class:`Job` is made by ``run_job`` once the job has been taken (it is EXECUTI
 process owns it). Every change of the job's state goes through :meth:`Job.move`, which asks
 ``pumpkit.core.states`` and does a compare-and-set on the owner's token in the store: when
 another process has taken the job over, the move raises ``JobTakenOverError`` and this one
-stops touching anything. Commands (STOP, PARALLEL, ADD_FILE, LOG) reach it through the store
+stops touching anything. Commands (STOP, PARALLEL, ADD_FILE, CONTINUE, LOG) reach it through the store
 from any process; :meth:`Job.obey_commands` polls for them and beats the job's heart.
 """
 
@@ -73,6 +73,7 @@ class Job:
     stop_event: threading.Event = field(default_factory=threading.Event)
     stop_mode: str | None = None  # None, "GRACEFUL", "IMMEDIATE"
     kill: bool = False
+    keep_files: bool = False  # KILL_JOB with KEEP_FILES: an export's dump files stay
     writer: DumpSetWriter | None = None
     changed: anyio.Event = field(default_factory=anyio.Event)
     # What a write that found the dump-file set full waits for (``wait_for_room``): set, and
@@ -216,6 +217,7 @@ class Job:
             immediate = bool(args.get("immediate"))
             if args.get("keep_master") is False:
                 self.kill = True
+                self.keep_files = bool(args.get("keep_files"))
             if self.state not in (JobState.EXECUTING, JobState.STOP_PENDING):
                 return  # wrapping up already: STOP_JOB is not valid in COMPLETING
             if immediate or self.kill:
@@ -242,6 +244,11 @@ class Job:
             await self.log(f"Degree of parallelism set to {degree}")
         elif command == "LOG":
             await self.log(argument or "")
+        elif command == "CONTINUE" and self.writer is not None:
+            # Space was freed where the set had no room: the waiting writes try again there.
+            self.writer.retry_in_place()
+            await self.log("CONTINUE: the writes waiting for room try the dump file again")
+            self.let_writes_go()
         elif command == "ADD_FILE" and self.writer is not None and argument:
             self.writer.add_template(argument)
             await self.log(f"Dump file {argument} added")

@@ -6,6 +6,11 @@ degree takes nothing new, so SET_PARALLEL changes the number of busy workers whi
 runs. A graceful stop lets every worker finish the item it holds and hands out nothing more;
 an immediate stop (``JobStopped`` from the work) leaves the item unfinished, redone on
 restart. Export, import and their readers all run through it.
+
+A worker *process* that dies under its worker (``WorkerDiedError``) is replaced by the control
+process (``WorkerReplacer``) and the item redone, up to WORKER_REPLACEMENTS per run of the
+job; past that the job stops, the reason in its status and log (Oracle's master control
+process restarts a failed worker the same way).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from pumpkit.core.control_table import ControlRow
 from pumpkit.engine.job import Job
-from pumpkit.errors import JobStopped
+from pumpkit.errors import JobStopped, WorkerDiedError
+from pumpkit.io.connectors.base import GranuleReaders
 
-__all__ = ("Work", "run_pool")
+__all__ = ("Work", "WorkerReplacer", "run_pool")
 
 T = TypeVar("T")
 Work = Callable[[str, int, ControlRow], Awaitable[None]]
@@ -81,3 +87,33 @@ async def run_pool(job: Job, items: Sequence[ControlRow], work: Work, *, max_wor
         send.close()
         for clone in clones:
             clone.close()
+
+
+class WorkerReplacer:
+    """Replaces dead reader processes of one run of a job, up to the job's
+    WORKER_REPLACEMENTS (default 3), and logs each replacement."""
+
+    def __init__(self, job: Job, readers: GranuleReaders) -> None:
+        self.job = job
+        self.readers = readers
+        self.limit = int(job.parameters.get("WORKER_REPLACEMENTS", 3))
+        self.replaced = 0
+
+    async def replace(self, reader: int, died: WorkerDiedError) -> None:
+        """Replace ``reader`` after ``died``, so that its item can be redone; raises
+        ``WorkerDiedError`` (the job then stops with it as the reason) when the limit is
+        reached or the readers cannot replace one."""
+        if self.replaced >= self.limit:
+            raise WorkerDiedError(
+                f"{died}; the job stops: {self.replaced} dead worker(s) replaced already,"
+                f" the limit (WORKER_REPLACEMENTS) is {self.limit}",
+                worker=died.worker,
+                table=died.table,
+            ) from None
+        if not await self.readers.replace(reader):
+            raise died
+        self.replaced += 1
+        await self.job.log(
+            f"{died}: replaced by a new worker process ({self.replaced} of"
+            f" {self.limit}); its granule is redone"
+        )

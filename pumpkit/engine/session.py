@@ -56,14 +56,17 @@ from pumpkit.core.states import (
 )
 from pumpkit.core.status import JobView, Status, StatusMask
 from pumpkit.core.templates import expand_template
-from pumpkit.engine.control import run_job
+from pumpkit.engine.control import kill_dump_files, run_job
 from pumpkit.engine.progress import job_status, owner_alive
 from pumpkit.errors import (
+    BadStateError,
     FileAccessError,
     InvalidArgumentError,
     InvalidHandleError,
     InvalidStateError,
+    JobHeldError,
     PumpkitError,
+    StoreError,
     UsageError,
 )
 from pumpkit.exitcodes import ExitCode
@@ -195,7 +198,9 @@ class Session:
         ``operation`` is ``"EXPORT"`` or ``"IMPORT"``; ``job_mode`` ``"FULL"``, ``"SCHEMA"`` or
         ``"TABLE"``; ``database`` the source (export) or target (import), a path or
         ``sqlite:///path``. The default job name is like Oracle's: ``SYS_EXPORT_FULL_01``.
-        Valid in state UNDEFINED (the job must not exist). Raises ``InvalidArgumentError``.
+        Valid in state UNDEFINED (the job must not exist). Raises ``InvalidArgumentError``, and
+        ``JobHeldError`` when a job of that name exists (or another session opened one
+        of that name at the same moment): the name is taken.
         """
         op = operation.upper()
         mode = job_mode.upper()
@@ -233,7 +238,7 @@ class Session:
             ):
                 await store.drop_job(job_name)
             else:
-                check(Procedure.OPEN, self._effective_state(existing))
+                raise self._name_taken(job_name, existing)
         check(Procedure.OPEN, JobState.UNDEFINED)
         db = "" if database is None else str(database)  # an SQLFILE import needs none
         if db and (op == "EXPORT" or not db.startswith(("postgres://", "postgresql://"))):
@@ -281,8 +286,32 @@ class Session:
             # a password; TABLE_EXISTS_ACTION: APPEND under CONTENT=DATA_ONLY): absent = unset.
             if op in spec.operations and name not in _DERIVED_DEFAULTS:
                 rows.append(parameter_row(name, spec.default, is_default=True))
-        await store.create_job(record, rows)
+        try:
+            await store.create_job(record, rows)
+        except StoreError:
+            # Two opens of one name at once: the other's job was made between our look and
+            # our create (the store refuses the second of a name).
+            other = await store.job(job_name)
+            if other is not None and other.guid != guid:
+                raise self._name_taken(job_name, other) from None
+            raise
         return self._new_handle(job_name)
+
+    def _name_taken(self, job_name: str, existing: JobRecord) -> JobHeldError:
+        """OPEN of a name another job has: the loser of a race to open it, or a name in use."""
+        state = self._effective_state(existing)
+        runs = state not in (JobState.STOPPED, JobState.NOT_RUNNING, JobState.DEFINING)
+        holder = _holder(existing) if runs else None
+        return JobHeldError(
+            f"job name {job_name!r} is taken: a job of that name exists"
+            f" ({f'{holder} runs it' if holder else 'opened by another session or process'});"
+            f" attach to it, or open with another name: OPEN is not valid in state"
+            f" {state.value}; valid in: {JobState.UNDEFINED.value}",
+            procedure=Procedure.OPEN.value,
+            state=state.value,
+            valid=(JobState.UNDEFINED.value,),
+            holder=holder,
+        )
 
     async def attach(self, job_name: str) -> int:
         """Attach to an existing job; a STOPPED or NOT RUNNING job moves to IDLING.
@@ -378,10 +407,12 @@ class Session:
         if not filename or "\x00" in filename:
             raise InvalidArgumentError(f"file name {filename!r} is not valid")
         path = Path(filename)
+        # An absolute name is in its own directory, whatever the job's directory (a set may
+        # span several: "one.dmp,/elsewhere/more%U.dmp").
         folder = (
-            Path(directory)
-            if directory is not None
-            else (path.parent if path.is_absolute() else Path("."))
+            path.parent
+            if path.is_absolute()
+            else (Path(directory) if directory is not None else Path("."))
         )
         if path.is_absolute():
             filename = path.name
@@ -567,16 +598,16 @@ class Session:
         The job runs in this session's task group, or with ``detached=True`` in a process of
         its own that outlives this session (and its terminal). ``skip_current`` skips the
         objects that were in progress when the job stopped, and logs them. Valid in DEFINING
-        and IDLING. Raises ``UsageError`` when the job has no dump file, or when another
-        session started it first (``InvalidStateError`` naming it when it already runs).
+        and IDLING. Raises ``UsageError`` when the job has no dump file, and
+        ``JobHeldError`` (naming the job and the process that has it) when another
+        session or process started it first: of two racing starts, exactly one starts it.
         """
         try:
             handle, record, state = await self._state_for(h, Procedure.START_JOB)
         except InvalidStateError as exc:
-            if exc.state in (JobState.EXECUTING.value, JobState.COMPLETING.value):
-                raise exc.explained(
-                    f"job {self.job_name(h)} is running: another session or process started it"
-                ) from None
+            if exc.state in _HELD_STATES:
+                # Another session or process started it first: the race's loser is told so.
+                raise await self._taken(self.job_name(h)) from None
             raise
         files = await self._store.files(handle.job_name)
         params = await self._parameters(handle.job_name)
@@ -607,26 +638,19 @@ class Session:
         assert self._tg is not None
         self._tg.start_soon(self._run, handle.job_name, skip_current, password)
 
-    async def _taken(self, job_name: str) -> InvalidStateError:
+    async def _taken(self, job_name: str) -> JobHeldError:
         """The error for a START_JOB that lost the race: the job runs now, in whose process."""
         record = await self._store.job(job_name)
         state = JobState.UNDEFINED if record is None else self._effective_state(record)
-        holder = (
-            f"{record.owner_host}:{record.owner_pid}"
-            if record is not None and record.owner_pid
-            else "another process"
-        )
-        try:
-            check(Procedure.START_JOB, state)
-        except InvalidStateError as exc:
-            return exc.explained(
-                f"job {job_name} was started by another session or process ({holder} has it)"
-            )
-        return InvalidStateError(
-            f"job {job_name} was started by another session or process ({holder} has it)",
+        holder = _holder(record)
+        valid = (JobState.DEFINING.value, JobState.IDLING.value)
+        return JobHeldError(
+            f"job {job_name} was started by another session or process ({holder} has it):"
+            f" START_JOB is not valid in state {state.value}; valid in: {', '.join(valid)}",
             procedure=Procedure.START_JOB.value,
             state=state.value,
-            valid=(JobState.DEFINING.value, JobState.IDLING.value),
+            valid=valid,
+            holder=holder,
         )
 
     async def _start_detached(
@@ -690,12 +714,16 @@ class Session:
         immediate: bool = False,
         keep_master: bool | None = None,
         delay: float = 60,
+        *,
+        keep_files: bool = False,
     ) -> None:
         """Stop the job and detach from it.
 
         Graceful: STOP PENDING (workers finish their granule) -> STOPPED; ``immediate``:
         workers are cancelled and their granules rolled back; ``keep_master=False`` is
-        KILL_JOB: the control table is dropped (and an export's dump files removed).
+        KILL_JOB: the control table is dropped and an export's dump files removed (in every
+        state: a stopped or NOT RUNNING job is attached, so IDLING, first), unless
+        ``keep_files``: then they stay, and the job's log files say so.
         Waits up to ``delay`` seconds for the job to stop. Valid in DEFINING, EXECUTING,
         IDLING, STOP PENDING.
         """
@@ -703,6 +731,13 @@ class Session:
         name = handle.job_name
         if state in (JobState.DEFINING, JobState.IDLING):
             if keep_master is False or (state == JobState.DEFINING and not keep_master):
+                if keep_master is False:
+                    # KILL_JOB of a job that does not run: its files are this process's to
+                    # remove (a running job's control process removes them itself).
+                    line = await kill_dump_files(self._store, name, keep=keep_files)
+                    await self._log_to_files(
+                        name, f"Job {name} killed" + (f"; {line}" if line else "")
+                    )
                 await self._store.drop_job(name)
             else:
                 await self._store.move(
@@ -712,7 +747,9 @@ class Session:
             await self._store.post_command(
                 name,
                 "STOP",
-                msgspec.json.encode({"immediate": immediate, "keep_master": keep_master}).decode(),
+                msgspec.json.encode(
+                    {"immediate": immediate, "keep_master": keep_master, "keep_files": keep_files}
+                ).decode(),
             )
             with anyio.move_on_after(delay):
                 while True:
@@ -725,6 +762,18 @@ class Session:
                     await anyio.sleep(_WAIT_POLL)
         if self._handles.pop(h, None) is not None:
             await self._store.change_attached(name, -1)
+
+    async def continue_job(self, h: int) -> None:
+        """Tell a running export that waits for room on a full disk (ENOSPC, EDQUOT, EFBIG)
+        that space was freed: its writes try the same file again. Valid in EXECUTING
+        (and harmless when nothing waits). Raises ``BadStateError`` in other states."""
+        handle, _, state = await self._state_for(h, Procedure.GET_STATUS)
+        if state is not JobState.EXECUTING:
+            raise BadStateError(
+                f"job {handle.job_name} is {state.value}: CONTINUE applies to a running job"
+                " that waits for room (START_JOB restarts a stopped one)"
+            )
+        await self._store.post_command(handle.job_name, "CONTINUE", None)
 
     async def wait_for_job(self, h: int) -> JobState:
         """Wait until the job completes or stops; return COMPLETED or STOPPED, then detach.
@@ -774,8 +823,12 @@ class Session:
         """Add a line to the job's log. Valid in DEFINING, EXECUTING, IDLING, STOP PENDING,
         COMPLETING."""
         handle, _, _ = await self._state_for(h, Procedure.LOG_ENTRY)
-        await self._store.log(handle.job_name, message)
-        for f in await self._store.rows(handle.job_name, object_types=["FILE"]):
+        await self._log_to_files(handle.job_name, message)
+
+    async def _log_to_files(self, job_name: str, message: str) -> None:
+        """A line into the job's log: the store's and its LOG files."""
+        await self._store.log(job_name, message)
+        for f in await self._store.rows(job_name, object_types=["FILE"]):
             if f.file_type == "LOG":
                 path = Path(f.user_directory or ".") / (f.user_file_name or "")
                 await anyio.to_thread.run_sync(_append_line, path, message)
@@ -823,6 +876,20 @@ class Session:
     async def final_status(self, job_name: str) -> Status:
         """The status of a job in any state (for one-call helpers and the CLI)."""
         return await job_status(self._store, job_name, StatusMask.ALL, after=0)
+
+
+#: States in which a START_JOB that was refused lost to another session's or process's start.
+_HELD_STATES = frozenset(
+    s.value
+    for s in (JobState.EXECUTING, JobState.COMPLETING, JobState.STOP_PENDING, JobState.STOPPING)
+)
+
+
+def _holder(record: JobRecord | None) -> str:
+    """Who holds a job, as a user can look it up: the process and its host."""
+    if record is None or not record.owner_pid:
+        return "another process"
+    return f"process {record.owner_pid} on {record.owner_host or 'this host'}"
 
 
 def _spawn_runner(

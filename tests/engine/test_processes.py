@@ -39,7 +39,7 @@ from pumpkit.core.states import JobState
 from pumpkit.core.status import StatusMask
 from pumpkit.engine.progress import pid_alive
 from pumpkit.engine.session import Session
-from pumpkit.errors import InvalidStateError, UsageError
+from pumpkit.errors import InvalidStateError, JobHeldError
 from pumpkit.io.dumpset.verify import verify_paths
 from pumpkit.testing.sqlite_fixtures import compare_databases
 
@@ -508,7 +508,7 @@ async def test_two_processes_racing_to_restart_one_job(baseline, tmp_path):
     await import_and_compare(baseline.source, dump, home, tmp_path / "copy.db")
     # The loser is told, with a pumpkit error, that another session or process started the job.
     (loser,) = losers
-    assert loser.get("error") in ("UsageError", "InvalidStateError"), loser
+    assert loser.get("error") == "JobHeldError", loser
     assert re.search(r"another (session|process)", loser["message"]), loser
 
 
@@ -523,7 +523,7 @@ async def test_start_job_of_a_job_another_session_started_says_so(baseline, tmp_
         ha = await a.attach(name)
         hb = await b.attach(name)
         await a.start_job(ha, detached=True)
-        with pytest.raises((UsageError, InvalidStateError)) as raised:
+        with pytest.raises(JobHeldError) as raised:
             await b.start_job(hb, detached=True)
         await wait_completed(a, ha)
     assert re.search(r"another (session|process)", str(raised.value)), str(raised.value)

@@ -284,10 +284,7 @@ async def test_cross_engine_sqlite_ddl_passes_the_gates(tmp_path: Path) -> None:
             ddl='CREATE INDEX by_name ON public."we""ird" USING btree ("na me")',
         )
         assert (await imp.create_object(good)).made
-        # A PostgreSQL index whose DDL is two statements to any parser: the translator
-        # (sqlglot, since the cross-engine translation) cannot read it as one CREATE INDEX,
-        # so the index is left out, with why, and nothing of it runs; SQL it did translate
-        # would still meet both gates (the good index above).
+        # A PostgreSQL index name that is SQL to SQLite: the translation keeps it as text.
         hostile = ObjectDef(
             object_type="INDEX",
             schema="public",
@@ -295,8 +292,11 @@ async def test_cross_engine_sqlite_ddl_passes_the_gates(tmp_path: Path) -> None:
             table='we"ird',
             ddl='CREATE INDEX x;VACUUM ON public."we""ird" USING btree ("na me")',
         )
-        outcome = await imp.create_object(hostile)
-        assert not outcome.made and "does not parse" in (outcome.note or ""), outcome
+        # The translation reads it as two statements and refuses it: the object is left out
+        # with its reason (a failed row, exit 5), and nothing of it runs.
+        refused = await imp.create_object(hostile)
+        assert not refused.made
+        assert refused.note and "does not parse" in refused.note, refused.note
     finally:
         await imp.close()
     with closing(sqlite3.connect(tmp_path / "t.db")) as c:

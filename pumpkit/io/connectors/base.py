@@ -103,6 +103,12 @@ class GranuleReaders(abc.ABC):
         failure and ``JobStopped`` when ``stop`` is set (the readers must then be closed:
         one may be mid-granule)."""
 
+    async def replace(self, reader: int) -> bool:
+        """Replace reader ``reader`` after it died (``WorkerDiedError``) with a new one, so
+        its granule can be redone; whether it was replaced (readers that cannot be replaced
+        say False, and the job fails as before)."""
+        return False
+
     @abc.abstractmethod
     async def close(self) -> None: ...
 

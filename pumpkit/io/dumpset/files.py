@@ -23,6 +23,7 @@ from pumpkit.errors import DumpError, DumpSetFullError, FileAccessError, UnsafeF
 __all__ = (
     "access_message",
     "existing_set_files",
+    "job_set_files",
     "map_file",
     "remove_set_files",
     "set_member",
@@ -68,9 +69,9 @@ def existing_set_files(directory: Path, template: str) -> list[Path]:
     return found or [next(template_paths(directory, template))]
 
 
-def remove_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
-    """Remove the files that ``template`` names and whose header carries ``guid``."""
-    removed = []
+def job_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
+    """The files that ``template`` names whose header carries ``guid`` (one job's)."""
+    found = []
     for path in template_paths(directory, template):
         if not path.exists():
             break
@@ -80,8 +81,15 @@ def remove_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
         except (OSError, DumpError):
             continue
         if header.guid == guid:
-            path.unlink()
-            removed.append(path)
+            found.append(path)
+    return found
+
+
+def remove_set_files(directory: Path, template: str, guid: bytes) -> list[Path]:
+    """Remove the files that ``template`` names and whose header carries ``guid``."""
+    removed = job_set_files(directory, template, guid)
+    for path in removed:
+        path.unlink(missing_ok=True)
     return removed
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import mmap
 import os
 import threading
@@ -55,12 +56,16 @@ from pumpkit.core.templates import expand_template, template_capacity
 from pumpkit.errors import (
     DumpError,
     DumpSetFullError,
+    DumpSetNoSpaceError,
     FileAccessError,
     IncompleteSetError,
     InvalidArgumentError,
 )
 
 __all__ = ("DumpSetWriter",)
+
+#: The errors of a file system without room for a dump file: a wait, not a failure.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # An INDEX entry is a msgpack array of six unsigned integers: at most 1 + 6 * 9 bytes.
 _INDEX_ENTRY_MAX = 55
@@ -75,6 +80,9 @@ class _OpenFile:
     position: int
     entries: list[IndexEntry] = field(default_factory=list)
     control_position: int = 0
+    #: Bytes of the file the file system has given (``posix_fallocate``): the next frame
+    #: and room for the file's INDEX and END, so that finishing it never finds a full disk.
+    allocated: int = 0
 
 
 class DumpSetWriter:
@@ -136,6 +144,11 @@ class DumpSetWriter:
         self._closed: list[_OpenFile] = []
         self._current: _OpenFile | None = None
         self._control_written = False
+        # Directories whose file system had no room (ENOSPC, EDQUOT, EFBIG) and the error
+        # that said so: no new file is made in them until ``retry_in_place``.
+        self._full_dirs: set[Path] = set()
+        self._no_space: DumpSetNoSpaceError | None = None
+        self._fallocate = True
         for template in templates:
             self.add_template(template)
         with self._lock:
@@ -178,6 +191,13 @@ class DumpSetWriter:
             self._templates.append(template)
             self._template_used.append(0)
 
+    def retry_in_place(self) -> None:
+        """Space was freed (CONTINUE): the next write tries the file (and the directories)
+        that had no room again."""
+        with self._lock:
+            self._full_dirs.clear()
+            self._no_space = None
+
     def can_grow(self) -> bool:
         """Whether a template can still name another file of the set (so a write that found
         the set full is worth making again)."""
@@ -198,7 +218,12 @@ class DumpSetWriter:
             capacity = template_capacity(template)
             if capacity is not None and self._template_used[i] >= capacity:
                 continue
-            return i, self._directory / expand_template(template, self._template_used[i] + 1)
+            path = self._directory / expand_template(template, self._template_used[i] + 1)
+            if path.parent.absolute() in self._full_dirs:
+                continue  # its file system has no room: ADD_FILE elsewhere, or CONTINUE
+            return i, path
+        if self._no_space is not None:
+            raise self._no_space
         raise DumpSetFullError(
             "no file of the dump-file set can take more bytes: every file name is used"
             + (f" and FILESIZE {self._filesize} is reached" if self._filesize else "")
@@ -219,17 +244,63 @@ class DumpSetWriter:
                 path=str(path),
             ) from None
         except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise self._out_of_room(path, exc) from None
             raise FileAccessError(
                 f"cannot create dump file {str(path)!r}: {exc.strerror}", path=str(path)
+            ) from None
+        number = len(self._closed) + (2 if self._current is not None else 1)
+        f = _OpenFile(number=number, path=path, fd=fd, position=HEADER_SIZE)
+        try:
+            self._allocate(f, HEADER_SIZE + self._reserve(0))
+            os.pwrite(fd, self._header_for(f, clean=False), 0)
+        except OSError as exc:
+            # No room for even the header: the file is taken back, the set is as it was.
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            if exc.errno in NO_SPACE:
+                raise self._out_of_room(path, exc) from None
+            raise FileAccessError(
+                f"cannot write dump file {str(path)!r}: {exc.strerror}", path=str(path)
             ) from None
         self._template_used[slot] += 1
         if self._current is not None:
             self._finish(self._current)
             self._closed.append(self._current)
-        f = _OpenFile(number=len(self._closed) + 1, path=path, fd=fd, position=HEADER_SIZE)
         self._current = f
-        os.pwrite(fd, self._header_for(f, clean=False), 0)
         return f
+
+    def _out_of_room(self, path: Path, exc: OSError) -> DumpSetNoSpaceError:
+        """Note that ``path``'s directory has no room; the error that says so (a wait)."""
+        self._full_dirs.add(path.parent.absolute())
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        self._no_space = DumpSetNoSpaceError(
+            f"no room for dump file {str(path)!r}: {reason}"
+            f" ({errno.errorcode.get(exc.errno or 0, '?')}); the job waits: free space and"
+            " CONTINUE to go on in place, or ADD_FILE in another directory",
+            path=str(path),
+            reason=reason,
+        )
+        return self._no_space
+
+    def _allocate(self, f: _OpenFile, end: int) -> None:
+        """Have the file system give ``f`` its first ``end`` bytes now, so that a full disk
+        is found before a frame is written, never halfway through one or while the file is
+        being finished. On a failure the file is cut back to what it had."""
+        if end <= f.allocated:
+            return
+        if self._fallocate:
+            try:
+                os.posix_fallocate(f.fd, f.allocated, end - f.allocated)
+            except OSError as exc:
+                if exc.errno in NO_SPACE:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(f.fd, max(f.allocated, f.position))
+                    raise
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                self._fallocate = False  # this file system cannot: writes find a full disk
+        f.allocated = end
 
     def _resume(self, durable: dict[int, int]) -> None:
         """Reopen the files a stopped or crashed writer of this set left.
@@ -272,7 +343,9 @@ class DumpSetWriter:
                 os.close(fd)
                 raise
             os.ftruncate(fd, end)
-            f = _OpenFile(number=number, path=path, fd=fd, position=end, entries=entries)
+            f = _OpenFile(
+                number=number, path=path, fd=fd, position=end, entries=entries, allocated=end
+            )
             if number < len(found):
                 self._finish(f)
                 self._closed.append(f)
@@ -370,8 +443,24 @@ class DumpSetWriter:
                 fits = f.position + length + self._reserve(len(f.entries) + 1) <= self._filesize
                 if f.entries and not fits:
                     f = self._roll()
-            position = f.position
-            _writev_all(f.fd, [header, payload], f.position, f.path)
+            if f.path.parent.absolute() in self._full_dirs and f.entries:
+                # This file's disk had no room: a file named elsewhere (ADD_FILE) takes the
+                # frame; with none, it waits (``_roll`` raises the no-room error again).
+                f = self._roll()
+            try:
+                self._allocate(f, f.position + length + self._reserve(len(f.entries) + 1))
+                position = f.position
+                _writev_all(f.fd, [header, payload], f.position, f.path)
+            except _NoSpace as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(f.fd, max(f.allocated, f.position))  # the partial frame goes
+                raise self._out_of_room(f.path, exc.error) from None
+            except OSError as exc:
+                if exc.errno not in NO_SPACE:
+                    raise
+                raise self._out_of_room(f.path, exc) from None
+            self._full_dirs.discard(f.path.parent.absolute())
+            self._no_space = None
             f.position += length
             f.entries.append(
                 IndexEntry(
@@ -428,6 +517,7 @@ class DumpSetWriter:
         )
         _writev_all(f.fd, [end_header], f.position, f.path)
         f.position += len(end_header)
+        os.ftruncate(f.fd, f.position)  # what was given for frames that never came
         os.fsync(f.fd)
         os.pwrite(
             f.fd, self._header_for(f, clean=True, data_end=f.position, index=index_position), 0
@@ -532,6 +622,16 @@ def _writev_all(fd: int, parts: list[Buffer], offset: int, path: Path) -> None:
             if views and written:
                 views[0] = views[0][written:]
     except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise _NoSpace(exc) from None
         raise FileAccessError(
             f"cannot write dump file {str(path)!r}: {exc.strerror}", path=str(path)
         ) from None
+
+
+class _NoSpace(Exception):
+    """A write found its file system without room (the writer turns it into a wait)."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+        super().__init__(str(error))

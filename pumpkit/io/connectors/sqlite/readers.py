@@ -50,7 +50,7 @@ from pumpkit.core.frame import (
     parse_frame_header,
 )
 from pumpkit.core.planner import Granule
-from pumpkit.errors import ConnectorError, JobStopped, PumpkitError
+from pumpkit.errors import ConnectorError, JobStopped, WorkerDiedError
 from pumpkit.io.connectors.base import (
     FramePlacer,
     GranuleReaders,
@@ -226,28 +226,50 @@ class ReaderPool:
     def __init__(self, source: SqliteSource, count: int, *, level: int) -> None:
         self._conns: list[Channel] = []
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._source = source
+        self._level = level
         try:
             with writers_held(source):
                 for _ in range(count):
-                    process = subprocess.Popen(
-                        [sys.executable, "-c", _WORKER_COMMAND, str(source.path), str(level)],
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        close_fds=True,
-                    )
-                    assert process.stdin is not None and process.stdout is not None
+                    process, conn = self._spawn()
                     self._processes.append(process)
-                    self._conns.append(Channel(process.stdout, process.stdin))
+                    self._conns.append(conn)
                 for conn in self._conns:
-                    message = conn.recv_bytes()
-                    if message[:1] == _ERROR:
-                        raise ConnectorError(message[1:].decode(errors="replace"))
-        except EOFError:
-            self.close()
-            raise ConnectorError("an export reader process ended before it was ready") from None
+                    _ready(conn)
         except BaseException:
             self.close()
             raise
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], Channel]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_COMMAND, str(self._source.path), str(self._level)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        return process, Channel(process.stdout, process.stdin)
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids, by worker number (for the log, and for tests)."""
+        return [p.pid for p in self._processes]
+
+    def replace(self, worker: int) -> None:
+        """Start a new process for worker ``worker`` (the old one died); blocking.
+
+        Its read transaction begins now, under the source's write lock as the first ones'
+        did: the rows it reads are those committed now (the same as the others' while
+        nothing has written to the source since the export began)."""
+        old, conn = self._processes[worker], self._conns[worker]
+        conn.close()
+        with contextlib.suppress(OSError):
+            old.kill()
+        old.wait(timeout=5)
+        with writers_held(self._source):
+            process, conn = self._spawn()
+            self._processes[worker], self._conns[worker] = process, conn
+            _ready(conn)
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -277,17 +299,26 @@ class ReaderPool:
         """
         conn = self._conns[worker]
         table = request.table
-        conn.send_bytes(
-            msgspec.msgpack.encode(
-                [
-                    msgspec.msgpack.encode(table),
-                    msgspec.msgpack.encode(request.granule),
-                    request.object_id,
-                    msgspec.msgpack.encode(request.spec),
-                    request.key or b"",
-                ]
-            )
+        died = WorkerDiedError(
+            f"export worker {worker + 1} (process {self._processes[worker].pid}) died while"
+            f" reading table {table.name!r}",
+            worker=worker + 1,
+            table=table.name,
         )
+        try:
+            conn.send_bytes(
+                msgspec.msgpack.encode(
+                    [
+                        msgspec.msgpack.encode(table),
+                        msgspec.msgpack.encode(request.granule),
+                        request.object_id,
+                        msgspec.msgpack.encode(request.spec),
+                        request.key or b"",
+                    ]
+                )
+            )
+        except (OSError, ValueError):
+            raise died from None  # it died while idle: its pipe is gone
         result = GranuleResult()
         while True:
             if stop.is_set():
@@ -295,9 +326,7 @@ class ReaderPool:
             try:
                 message = conn.recv_bytes()
             except EOFError:
-                raise PumpkitError(
-                    f"export worker {worker + 1} died while reading table {table.name!r}"
-                ) from None
+                raise died from None
             tag = message[:1]
             if tag == _END:
                 break
@@ -312,6 +341,16 @@ class ReaderPool:
             result.rows += parsed.count
             result.bytes += parsed.uncompressed_length
         return result
+
+
+def _ready(conn: Channel) -> None:
+    """Wait for a new worker's READY; raises ``ConnectorError`` when it could not start."""
+    try:
+        message = conn.recv_bytes()
+    except EOFError:
+        raise ConnectorError("an export reader process ended before it was ready") from None
+    if message[:1] == _ERROR:
+        raise ConnectorError(message[1:].decode(errors="replace"))
 
 
 def main() -> None:
@@ -454,6 +493,10 @@ class _Readers(GranuleReaders):
             partial(self.pool.read_granule, reader % len(self.pool), request, place, stop),
             limiter=self.limiter,
         )
+
+    async def replace(self, reader: int) -> bool:
+        await anyio.to_thread.run_sync(self.pool.replace, reader % len(self.pool))
+        return True
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.pool.close)
