@@ -24,9 +24,12 @@ The map of the house (three layers; nothing imports upward: tests/test_layering.
       parameters.py, status.py  job parameters; what GET_STATUS answers
     io/                       the only code that touches files, databases and user code
       dumpfile.py, setfiles.py  dump-set writer, reader, verify, info; a set's files by name
-      store/                  the control store: base.py (the interface), sqlite.py
+      store/                  the control store: base.py (the interface), sqlite.py;
+                              clients.py (which attached clients still run)
       connectors/             base.py (Source, Target, readers, loaders), sqlite/, postgres/
       usercode.py, inmods.py  user functions by name (REMAP_DATA, modules); built-in INMODs
+      dumpset/rows.py         a set's rows read offline, table by table (`pumpkit cat`)
+      rowfiles.py             rows as CSV, JSON lines, Parquet and Arrow IPC files
     engine/                   orchestration with anyio, through core's decisions and io
       session.py              Session: handles and the DBMS_DATAPUMP procedures
       runner.py               the process a detached job runs in
@@ -36,7 +39,7 @@ The map of the house (three layers; nothing imports upward: tests/test_layering.
       exporting.py, importing.py, sqlfile.py, load.py   each operation's work
       modules.py              drivers of INMODs and output modules
       progress.py, oneshot.py  status from the store; one-call helpers
-    cli/                      the `pumpkit` command: jobs, inspection, the interactive client
+    cli/                      the `pumpkit` command: jobs, inspection, cat, the interactive client
     testing/                  fixtures for tests and benchmarks (SQLite, PostgreSQL)
 """
 

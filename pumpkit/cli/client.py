@@ -18,6 +18,7 @@ from typing import TextIO
 
 import anyio
 
+from pumpkit.cli.progress_view import Meter, TerminalBar, progress_text
 from pumpkit.core.parameters import parse_size
 from pumpkit.core.states import JobState
 from pumpkit.core.status import Status, StatusMask
@@ -25,7 +26,7 @@ from pumpkit.engine.session import Session
 from pumpkit.errors import JobTakenOverError, PumpkitError
 from pumpkit.exitcodes import ExitCode
 
-__all__ = ("Client", "exit_code_for", "progress_line")
+__all__ = ("Client", "exit_code_for", "status_report")
 
 HELP = """\
 The following commands are valid while in interactive mode.
@@ -55,22 +56,8 @@ def exit_code_for(status: Status) -> ExitCode:
     return ExitCode.STOPPED
 
 
-def progress_line(status: Status, elapsed: float) -> str:
-    """``[ 42%] executing, objects 3/10, rows 1,234/2,000, 12.3 MB, 4.5 MB/s, ETA 0:00:12``."""
-    rate = status.completed_bytes / elapsed if elapsed > 0 else 0.0
-    left = ""
-    if 0 < status.percent_done < 100 and elapsed > 1:
-        remaining = int(elapsed * (100 - status.percent_done) / status.percent_done)
-        left = f", ETA {remaining // 3600}:{remaining % 3600 // 60:02d}:{remaining % 60:02d}"
-    return (
-        f"[{status.percent_done:3.0f}%] {status.state.lower()}, objects"
-        f" {status.completed_objects}/{status.total_objects}, rows"
-        f" {status.completed_rows:,}/{status.total_rows:,}, {status.completed_bytes / 1e6:.1f} MB,"
-        f" {rate / 1e6:.1f} MB/s{left}"
-    )
-
-
 def status_report(status: Status) -> str:
+    """expdp's STATUS: the job, its progress, what it waits for, its files and workers."""
     lines = [
         f"Job: {status.job_name}",
         f"  Operation: {status.operation}  Mode: {status.job_mode}  State: {status.state}",
@@ -79,6 +66,8 @@ def status_report(status: Status) -> str:
         f"  rows {status.completed_rows:,}/{status.total_rows:,}"
         f"  bytes {status.completed_bytes:,}",
     ]
+    if status.waiting_for:
+        lines.append(f"  Waiting: {status.waiting_for}")
     for f in status.files:
         limit = f" (max {f.max_size:,})" if f.max_size else ""
         lines.append(f"  {f.file_type} file: {f.file_name}, {f.size:,} bytes{limit}")
@@ -106,6 +95,7 @@ class Client:
         stdin: TextIO = sys.stdin,
         show_progress: bool | None = None,
         foreground: bool = False,
+        home: str | None = None,
     ) -> None:
         self.session = session
         self.handle = handle
@@ -117,10 +107,15 @@ class Client:
         self.interactive_input = stdin.isatty()
         self.show_progress = err.isatty() if show_progress is None else show_progress
         self.foreground = foreground
+        self.home = home
         self.filesize: str | None = None
         self.status_every: float | None = None
         self._interrupted = anyio.Event()
         self._printed = 0
+        self.meter = Meter()
+        # A rich bar on a terminal that can draw one; elsewhere a line redrawn with \r.
+        bar = TerminalBar(err) if self.show_progress else None
+        self._bar = bar if bar is not None and bar.console.is_interactive else None
 
     # -- the loop
 
@@ -152,7 +147,6 @@ class Client:
     async def logging_mode(self) -> ExitCode | None:
         """Log lines and progress until the job ends (its exit code) or Ctrl-C (None)."""
         self._interrupted = anyio.Event()
-        started = time.monotonic()
         last_report = time.monotonic()
         while not self._interrupted.is_set():
             try:
@@ -165,30 +159,69 @@ class Client:
             self._print_lines(status.log_lines)
             if self.status_every and time.monotonic() - last_report >= self.status_every:
                 last_report = time.monotonic()
-                print(status_report(status), file=self.out, flush=True)
+                self._say(status_report(status))
             if status.state in (JobState.COMPLETED.value, JobState.STOPPED.value):
                 return await self._finish()
             if self.show_progress:
-                self.err.write(progress_line(status, time.monotonic() - started))
-                self.err.flush()
+                self.meter.add(status)
+                self._show_progress(status)
         self._clear_progress()
+        self._stop_bar()
         return None
 
+    def _show_progress(self, status: Status) -> None:
+        if self._bar is not None:
+            self._bar.show(status, self.meter)
+        else:
+            self.err.write(progress_text(status, self.meter))
+            self.err.flush()
+
     def _clear_progress(self) -> None:
-        if self.show_progress:
+        if self.show_progress and self._bar is None:
             self.err.write("\r\x1b[K")
             self.err.flush()
 
+    def _stop_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def _say(self, text: str) -> None:
+        """A line for the user; above the bar while one is shown."""
+        if self._bar is not None and self.out.isatty():
+            self._bar.print(text)
+        else:
+            print(text, file=self.out, flush=True)
+
     def _print_lines(self, lines: tuple[str, ...]) -> None:
         for line in lines:
-            print(line, file=self.out, flush=True)
+            self._say(line)
         self._printed += len(lines)
 
     async def _finish(self) -> ExitCode:
         final = await self.session.final_status(self.job_name)
         self._print_lines(final.log_lines[self._printed :])
+        self._stop_bar()
         await self.session.release(self.handle)
-        return exit_code_for(final)
+        code = exit_code_for(final)
+        if self.show_progress and final.state == JobState.COMPLETED.value:
+            # The last progress line stays: where the job ended (100 %, its rows).
+            self.meter.add(final)
+            print(progress_text(final, self.meter), file=self.err, flush=True)
+        if code == ExitCode.FAULT and final.state == JobState.STOPPED.value:
+            print(self.failed_advice(), file=self.out, flush=True)
+        return code
+
+    def failed_advice(self) -> str:
+        """What a user can do with a job that failed: its control table is kept (as Oracle
+        keeps a master table), so it can be restarted once the cause is fixed, or dropped."""
+        attach = f"pumpkit attach {self.job_name}"
+        if self.home:
+            attach += f" --home {self.home}"
+        return (
+            f"Job {self.job_name} is kept STOPPED with its control table.\n"
+            f"  To restart it once the cause is fixed: {attach}, then START_JOB\n"
+            f"  To drop it: {attach}, then KILL_JOB"
+        )
 
     # -- interactive mode
 
@@ -275,7 +308,7 @@ class Client:
             await self.session.stop_job(self.handle, keep_master=False, keep_files=keep)
             kept = "; its dump files are kept (KEEP_FILES)" if keep else ""
             print(f"Job {self.job_name} killed{kept}", file=self.out, flush=True)
-            return ExitCode.STOPPED
+            return ExitCode.KILLED
         elif command == "START_JOB":
             skip = value.upper() == "SKIP_CURRENT"
             await self.session.start_job(self.handle, skip_current=skip, detached=True)

@@ -214,36 +214,40 @@ def run_ls(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys
             f" {len(reader.file_numbers)} file(s)",
             file=out,
         )
+        names = [f"{o.schema}.{o.name}" if o.schema else o.name for o in objects]
+        # Columns as wide as their longest entry: a long name shifts the row, never breaks it.
+        tw = max([4, *(len(o.object_type) for o in objects)])
+        nw = max([6, *(len(n) for n in names)])
         if args.summary:
             print(
-                f"{'TYPE':<12} {'OBJECT':<32} {'FRAMES':>6} {'STORED':>12} {'ROWS':>12}"
+                f"{'TYPE':<{tw}} {'OBJECT':<{nw}} {'FRAMES':>6} {'STORED':>12} {'ROWS':>12}"
                 f" {'BYTES':>14}",
                 file=out,
             )
         else:
             print(
-                f"{'TYPE':<12} {'OBJECT':<32} {'FILEID':>6} {'POSITION':>12} {'LENGTH':>10}"
+                f"{'TYPE':<{tw}} {'OBJECT':<{nw}} {'FILEID':>6} {'POSITION':>12} {'LENGTH':>10}"
                 f" {'ROWS':>12} {'BYTES':>14}",
                 file=out,
             )
-        for o in objects:
-            name = f"{o.schema}.{o.name}" if o.schema else o.name
+        for o, name in zip(objects, names, strict=True):
             if args.summary:
                 stored = sum(f[2] for f in o.frames)
                 print(
-                    f"{o.object_type:<12} {name:<32} {len(o.frames):>6} {stored:>12}"
+                    f"{o.object_type:<{tw}} {name:<{nw}} {len(o.frames):>6} {stored:>12}"
                     f" {o.rows:>12} {o.bytes:>14}",
                     file=out,
                 )
                 continue
             if not o.frames:
                 print(
-                    f"{o.object_type:<12} {name:<32} {'-':>6} {'-':>12} {'-':>10} {0:>12} {0:>14}",
+                    f"{o.object_type:<{tw}} {name:<{nw}} {'-':>6} {'-':>12} {'-':>10} {0:>12}"
+                    f" {0:>14}",
                     file=out,
                 )
             for fileid, position, length, rows, size in o.frames:
                 print(
-                    f"{o.object_type:<12} {name:<32} {fileid:>6} {position:>12} {length:>10}"
+                    f"{o.object_type:<{tw}} {name:<{nw}} {fileid:>6} {position:>12} {length:>10}"
                     f" {rows:>12} {size:>14}",
                     file=out,
                 )

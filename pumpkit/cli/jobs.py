@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import anyio
 import msgspec
 
-from pumpkit.cli.client import Client
+from pumpkit.cli.client import Client, status_report
 from pumpkit.cli.selection import (
     LIST_KEYS,
     PARFILE_KEYS,
@@ -19,9 +19,11 @@ from pumpkit.cli.selection import (
     password_of,
 )
 from pumpkit.core.status import JobView
+from pumpkit.core.templates import expand_template
 from pumpkit.engine.session import Session
-from pumpkit.errors import FileAccessError, InvalidArgumentError, UsageError
+from pumpkit.errors import FileAccessError, InvalidArgumentError, NotADumpFileError, UsageError
 from pumpkit.exitcodes import ExitCode
+from pumpkit.io.dumpset.info import get_dumpfile_info
 
 __all__ = ("add_commands", "read_parfile")
 
@@ -31,6 +33,7 @@ _PARFILE_KEYS = {
     "DIRECTORY": "directory",
     "DUMPFILE": "dumpfile",
     "LOGFILE": "logfile",
+    "NOLOGFILE": "nologfile",
     "JOB_NAME": "job_name",
     "PARALLEL": "parallel",
     "FULL": "full",
@@ -61,9 +64,14 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             "--dumpfile",
             help="dump file names, comma-separated; %%U makes 01, 02, ... (default expdat.dmp)",
         )
-        p.add_argument("--logfile", help="log file name, in --directory")
-        p.add_argument("--job-name", help="the job's name (default SYS_EXPORT_FULL_01 and so on)")
-        p.add_argument("--parallel", type=int, help="number of workers (default 1)")
+        p.add_argument("--logfile", help=f"log file name, in --directory (default {operation}.log)")
+        p.add_argument("--nologfile", action="store_true", help="write no log file (NOLOGFILE=YES)")
+        p.add_argument(
+            "--job-name",
+            help=f"the job's name (default SYS_{operation.upper()}_FULL_01, _02 and so on;"
+            " SCHEMA or TABLE for those modes)",
+        )
+        p.add_argument("--parallel", type=int, help="number of workers, 1 or more (default 1)")
         p.add_argument("--full", action="store_true", help="the whole database (the default)")
         p.add_argument("--schemas", help="schemas, comma-separated (SQLite: main)")
         p.add_argument("--tables", help="tables, comma-separated (TABLE mode)")
@@ -81,7 +89,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             p.add_argument(
                 "--reuse-dumpfiles", action="store_true", help="overwrite existing dump files"
             )
-            p.add_argument("--compression", choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"))
+            p.add_argument(
+                "--compression",
+                choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"),
+                help="what is compressed with zstd: ALL, DATA_ONLY, METADATA_ONLY or NONE"
+                " (default ALL)",
+            )
             p.add_argument("--compression-level", type=int, help="zstd level 1-22 (default 3)")
         else:
             p.add_argument(
@@ -169,7 +182,7 @@ def _merged(args: argparse.Namespace) -> dict[str, Any]:
         options.update(read_parfile(args.parfile))
     for key in _PARFILE_KEYS.values():
         value = getattr(args, key, None)
-        if value not in (None, False):
+        if value is not None and value is not False:  # (0 == False: --parallel 0 is a value)
             if key in LIST_KEYS:
                 options[key] = [*options.get(key, []), *value]
             else:
@@ -183,6 +196,61 @@ def _integer(value: object, name: str) -> int:
         return int(str(value))
     except ValueError:
         raise InvalidArgumentError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _yes(value: object) -> bool:
+    """A flag from the command line (True) or a parfile (YES, Y, TRUE, 1; NO and the like)."""
+    return str(value or "").upper() not in ("", "FALSE", "N", "NO", "0")
+
+
+def _degree(options: dict[str, Any]) -> int:
+    """PARALLEL: 1 or more (0 is refused, not taken as the default)."""
+    value = options.get("parallel")
+    if value is None:
+        return 1
+    degree = _integer(value, "PARALLEL")
+    if degree < 1:
+        raise InvalidArgumentError(f"PARALLEL (--parallel) must be 1 or more, not {degree}")
+    return degree
+
+
+def _folder_of(name: str, directory: str) -> str | None:
+    """An absolute file name is honoured as it is (its own folder); others go in --directory."""
+    return None if Path(name).is_absolute() else directory
+
+
+def _check_database(operation: str, database: object) -> None:
+    """A SQLite path that is a directory is refused before any job is defined."""
+    text = str(database or "")
+    if not text or ("://" in text and not text.startswith("sqlite")):
+        return
+    path = Path(text.removeprefix("sqlite:///").removeprefix("sqlite://"))
+    if path.is_dir():
+        raise FileAccessError(
+            f"--database {text}: is a directory, not a SQLite database file"
+            f" (the {'target' if operation == 'IMPORT' else 'source'} of the"
+            f" {operation.lower()})",
+            path=str(path),
+        )
+
+
+def _check_dump_files(dumpfiles: list[str], directory: str) -> None:
+    """An import's first dump file must be a pumpkit dump file: said before a job is defined
+    (exit 4), not as the job's failure."""
+    path = Path(dumpfiles[0])
+    if path.is_absolute():
+        first = path.parent / expand_template(path.name, 1)
+    else:
+        first = Path(directory) / expand_template(str(path), 1)
+    if not first.is_file():
+        return  # missing: add_file names it (exit 3)
+    if get_dumpfile_info(first).file_type != "pumpkit":
+        raise NotADumpFileError(
+            "not a pumpkit dump file (no pumpkit magic); --dumpfile names the dump files of"
+            " an export",
+            path=str(first.absolute()),
+            offset=0,
+        )
 
 
 def run_job_command(
@@ -206,37 +274,42 @@ async def _define_and_watch(
     operation: str = args.operation
     mode = "TABLE" if options.get("tables") else ("SCHEMA" if options.get("schemas") else "FULL")
     directory = options.get("directory") or "."
+    dumpfiles = [d.strip() for d in str(options.get("dumpfile") or "expdat.dmp").split(",")]
+    degree = _degree(options)
+    _check_database(operation, options.get("database"))
+    if operation == "IMPORT":
+        _check_dump_files(dumpfiles, directory)
     async with Session(args.home) as session:
         h = await session.open(
             operation, mode, job_name=options.get("job_name"), database=options.get("database")
         )
-        dumpfiles = str(options.get("dumpfile") or "expdat.dmp").split(",")
         for dumpfile in dumpfiles:
+            await _add_dump_file(session, h, dumpfile, directory, options)
+        if not _yes(options.get("nologfile")):
+            # As expdp and impdp: export.log or import.log in the dump directory unless
+            # NOLOGFILE (an SQLFILE import's log too).
+            name = options.get("logfile") or f"{operation.lower()}.log"
             await session.add_file(
-                h,
-                dumpfile.strip(),
-                directory,
-                options.get("filesize"),
-                "DUMP",
-                bool(options.get("reuse_dumpfiles")),
+                h, name, _folder_of(name, directory), filetype="LOG", reusefile=True
             )
-        if options.get("logfile"):
-            await session.add_file(h, options["logfile"], directory, filetype="LOG", reusefile=True)
         if options.get("sqlfile"):
-            await session.add_file(h, options["sqlfile"], directory, filetype="SQL", reusefile=True)
+            name = options["sqlfile"]
+            await session.add_file(
+                h, name, _folder_of(name, directory), filetype="SQL", reusefile=True
+            )
         await apply_selection(session, h, options)
         if options.get("tables"):
             await session.metadata_filter(h, "NAME_LIST", str(options["tables"]))
         if options.get("schemas"):
             await session.metadata_filter(h, "SCHEMA_LIST", str(options["schemas"]))
-        if str(options.get("keep_master") or "").upper() not in ("", "FALSE", "N", "NO", "0"):
+        if _yes(options.get("keep_master")):
             await session.set_parameter(h, "KEEP_MASTER", 1)
         if getattr(args, "no_verify", False):
             await session.set_parameter(h, "VERIFY", 0)
         for key in ("compression", "compression_level"):
             if options.get(key):
                 await session.set_parameter(h, key.upper(), options[key])
-        await session.set_parallel(h, _integer(options.get("parallel") or 1, "PARALLEL"))
+        await session.set_parallel(h, degree)
         await session.start_job(h, detached=not args.foreground)
         client = Client(
             session,
@@ -246,8 +319,28 @@ async def _define_and_watch(
             err=err,
             show_progress=False if args.quiet else None,
             foreground=args.foreground,
+            home=args.home,
         )
         return await client.run()
+
+
+async def _add_dump_file(
+    session: Session, h: int, name: str, directory: str, options: dict[str, Any]
+) -> None:
+    reuse = _yes(options.get("reuse_dumpfiles"))
+    try:
+        await session.add_file(
+            h, name, _folder_of(name, directory), options.get("filesize"), "DUMP", reuse
+        )
+    except FileAccessError as exc:
+        if not reuse and "already exists" in str(exc) and Path(exc.path).is_file():
+            # The library names its argument (reusefile=True); a user of the command line
+            # needs the option. Not a missing file (3): a call to be made differently (2).
+            raise UsageError(
+                f"dump file {exc.path!r} already exists; remove it or pass --reuse-dumpfiles"
+                " (REUSE_DUMPFILES=YES in a parfile)"
+            ) from None
+        raise
 
 
 def run_load_command(
@@ -298,8 +391,13 @@ def run_attach(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
             password = password_of(vars(args))
             if password:
                 await session.set_parameter(h, "ENCRYPTION_PASSWORD", password)
-            operation = (await session.final_status(args.job)).operation or "Job"
-            client = Client(session, h, prompt=operation.capitalize(), out=out, err=err)
+            status = await session.final_status(args.job)
+            operation = status.operation or "Job"
+            # As expdp's ATTACH: the job's status first, then the prompt.
+            print(status_report(status), file=out, flush=True)
+            client = Client(
+                session, h, prompt=operation.capitalize(), out=out, err=err, home=args.home
+            )
             return await client.run(interactive_first=True)
 
     return anyio.run(attach)

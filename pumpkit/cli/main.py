@@ -8,17 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from pumpkit import __version__
-from pumpkit.cli import inspect, jobs
+from pumpkit.cli import cat, inspect, jobs
 from pumpkit.errors import (
     BadStateError,
     FileAccessError,
     JobTakenOverError,
+    NotADumpFileError,
     PumpkitError,
     UsageError,
 )
-from pumpkit.exitcodes import ExitCode
+from pumpkit.exitcodes import MEANINGS, ExitCode
 
-__all__ = ("main", "parser")
+__all__ = ("exit_code_table", "main", "parser")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,16 +29,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
+def exit_code_table() -> str:
+    """The exit codes and their meanings, as ``pumpkit --help`` ends."""
+    return "exit codes:\n" + "\n".join(
+        f"  {int(code):>3}  {meaning}" for code, meaning in MEANINGS.items()
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The whole command line."""
     top = _Parser(
         prog="pumpkit",
         description="Move a database's schema and rows through self-describing dump-file sets.",
+        epilog=exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    top.add_argument("--version", action="version", version=f"pumpkit {__version__}")
+    top.add_argument("-V", "--version", action="version", version=f"pumpkit {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     jobs.add_commands(commands)
     inspect.add_commands(commands)
+    cat.add_commands(commands)
     return top
 
 
@@ -64,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A race lost (START_JOB, OPEN of a name): another session or process has the job.
         print(f"pumpkit: {exc}", file=sys.stderr)
         return int(ExitCode.JOB_TAKEN)
+    except NotADumpFileError as exc:
+        print(f"pumpkit: {exc}", file=sys.stderr)
+        return int(ExitCode.NOT_A_DUMP)
     except (UsageError, BadStateError) as exc:
         # A bad value, an unknown handle or job, a call the job's state refuses: the user's.
         print(f"pumpkit: {exc}", file=sys.stderr)

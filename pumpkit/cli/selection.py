@@ -94,8 +94,17 @@ def add_selection_options(p: argparse.ArgumentParser, operation: str) -> None:
             help="refuse a set not signed by this Ed25519 public key (a PEM file), or changed",
         )
     if operation == "export":
-        p.add_argument("--encryption", choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"))
-        p.add_argument("--estimate", choices=("BLOCKS", "STATISTICS"))
+        p.add_argument(
+            "--encryption",
+            choices=("ALL", "DATA_ONLY", "METADATA_ONLY", "NONE"),
+            help="what is encrypted with the password (default: ALL with a password, NONE without)",
+        )
+        p.add_argument(
+            "--estimate",
+            choices=("BLOCKS", "STATISTICS"),
+            help="how the size of the table data is estimated before the export: from the"
+            " pages the tables take (BLOCKS) or from the row counts (STATISTICS, the default)",
+        )
         p.add_argument(
             "--estimate-only", action="store_true", help="report the estimate, write no data"
         )
@@ -128,7 +137,9 @@ def add_selection_options(p: argparse.ArgumentParser, operation: str) -> None:
             help="NAME:0|1 - OMIT_STORAGE, RENAME_INDEXES, RENAME_CONSTRAINTS (repeatable)",
         )
         p.add_argument(
-            "--sqlfile", help="write the DDL to this file (in --directory) and import nothing"
+            "--sqlfile",
+            help="write the DDL to this file and import nothing (a relative name is in"
+            " --directory; an absolute path is used as it is)",
         )
 
 

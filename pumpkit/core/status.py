@@ -45,6 +45,9 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     phase: str = ""
     degree: int = 1
     percent_done: float = 0.0
+    #: What percent_done counts: ``rows`` (every granule's rows are known or estimated) or
+    #: ``bytes`` (some are not: a source without row estimates).
+    percent_by: str = ""
     completed_rows: int = 0
     total_rows: int = 0
     completed_bytes: int = 0

@@ -31,7 +31,7 @@ from pumpkit.engine.exporting import run_export
 from pumpkit.engine.importing import run_import
 from pumpkit.engine.job import Job
 from pumpkit.engine.load import run_load
-from pumpkit.engine.progress import job_status
+from pumpkit.engine.progress import executing_seconds, job_status
 from pumpkit.errors import (
     BadStateError,
     JobStopped,
@@ -78,9 +78,10 @@ async def run_job(
     if job.state is not JobState.EXECUTING:
         raise BadStateError(f"job {job_name} is {job.state.value}, not EXECUTING: take it first")
     await job.log(f"Starting {job_name}: {job.operation} {job.job_mode}, parallel {job.degree}")
-    started = time.time()
     exc: BaseException | None = None
     try:
+        if job.restart_count:
+            await job.log(await _resuming(store, job_name, job.restart_count))
         await job.prepare_restart(skip_current)
         async with anyio.create_task_group() as tg:
             tg.start_soon(job.obey_commands, tg.cancel_scope)
@@ -120,7 +121,11 @@ async def run_job(
             return JobState.STOPPED
         await job.completing()
         errors = (await job_status(store, job_name, StatusMask.JOB_ERROR, after=0)).error_count
-        elapsed = f"{time.time() - started:.1f} s"
+        # The whole job's time, over all its legs (a restart goes on where the last leg left).
+        seconds = executing_seconds(await store.history(job_name), job.guid, time.time())
+        elapsed = f"{seconds:.1f} s" + (
+            f" over {job.restart_count + 1} runs" if job.restart_count else ""
+        )
         if errors:
             # Oracle's "completed with N error(s)": what did not move is in the log, each
             # with why, and in the status (exit 5).
@@ -135,6 +140,17 @@ async def run_job(
         return JobState.COMPLETED
     except JobTakenOverError:
         return JobState.UNDEFINED
+
+
+async def _resuming(store: ControlStore, job_name: str, restarts: int) -> str:
+    """What a restart resumes: the granules and rows done, those left."""
+    status = await job_status(store, job_name, StatusMask.JOB_STATUS, after=0)
+    rows = await store.rows(job_name, object_types=["TABLE_DATA"])
+    done = sum(r.done for r in rows)
+    return (
+        f"Restart {restarts}: {done} of {len(rows)} granules done ({status.completed_rows:,}"
+        f" rows), resuming the other {len(rows) - done}"
+    )
 
 
 async def _stopped(job: Job, reason: str, line: str | None) -> None:

@@ -324,7 +324,8 @@ async def _write_metadata(
     if writer is not None:
         await anyio.to_thread.run_sync(writer.sync)
     await job.store.update_rows(job.name, updates)
-    await job.log(f"Metadata written for {len(updates)} objects")
+    if updates or not job.restart_count:  # a restart whose metadata was written says nothing
+        await job.log(f"Metadata written for {len(updates)} objects")
 
 
 async def _export_with(

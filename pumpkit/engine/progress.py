@@ -13,12 +13,12 @@ from typing import Any
 
 import msgspec
 
-from pumpkit.core.control_table import JobRecord, ProcessingState, RowKind
+from pumpkit.core.control_table import ControlRow, JobRecord, ProcessingState, RowKind
 from pumpkit.core.status import FileStatus, Status, StatusMask, WorkerStatus
 from pumpkit.errors import StoreError
 from pumpkit.io.store import ControlStore, this_host
 
-__all__ = ("HEARTBEAT_STALE", "job_status", "owner_alive", "pid_alive")
+__all__ = ("HEARTBEAT_STALE", "executing_seconds", "job_status", "owner_alive", "pid_alive")
 
 # A heartbeat older than this marks a running job's owner as gone (seconds).
 HEARTBEAT_STALE = 15.0
@@ -54,6 +54,58 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in (b"Z", b"X")
+
+
+class _Figures(msgspec.Struct, frozen=True):
+    total_rows: int
+    total_bytes: int
+    percent: float
+    unit: str  # "rows" or "bytes": what percent_done counts
+
+
+def _progress(data: list[ControlRow], done: list[ControlRow], operation: str | None) -> _Figures:
+    """A job's totals and how far it is, from its TABLE_DATA granules.
+
+    The total is the same from the plan to the last granule: an import knows each granule's
+    rows (the export recorded them); an export has the plan's estimates, which the real
+    counts replace only once every granule is done (so the total does not creep a row at a
+    time as granules finish). The share done is counted in rows where rows are known or
+    estimated, else in bytes, and ``unit`` says which.
+    """
+    finished = len(done) == len(data)
+
+    def rows_of(r: ControlRow) -> int:
+        if operation == "IMPORT" or (finished and r.done):
+            return r.completed_rows or 0
+        return r.estimated_rows or 0
+
+    def bytes_of(r: ControlRow) -> int:
+        return r.size_estimate or r.completed_bytes or 0
+
+    total_rows = sum(rows_of(r) for r in data)
+    total_bytes = sum(bytes_of(r) for r in data)
+    if finished:
+        return _Figures(total_rows, total_bytes, 100.0 if data else 0.0, "rows")
+    # An import knows every granule's rows; an export counts in rows when the source gave
+    # estimates (a source without statistics estimates 0 rows: then bytes).
+    by_rows = total_rows > 0
+    if by_rows:
+        share = sum(rows_of(r) for r in done) / total_rows
+    else:
+        share = sum(bytes_of(r) for r in done) / total_bytes if total_bytes else 0.0
+    return _Figures(total_rows, total_bytes, 100.0 * share, "rows" if by_rows else "bytes")
+
+
+def executing_seconds(history: list[tuple[str, int, str, float]], guid: str, now: float) -> float:
+    """How long the job ``guid`` has been EXECUTING, over all its legs (runs between a start or
+    restart and a stop): each stretch from a move to EXECUTING to the job's next move, the
+    last one (still running) to ``now``. A leg ended by a crash counts until its restart."""
+    moves = [(state, at) for g, _, state, at in history if g == guid]
+    total = 0.0
+    for (state, at), following in zip(moves, [*moves[1:], None], strict=True):
+        if state == "EXECUTING":
+            total += (following[1] if following is not None else now) - at
+    return total
 
 
 async def job_status(store: ControlStore, job_name: str, mask: StatusMask, *, after: int) -> Status:
@@ -100,24 +152,18 @@ async def _job_status(
         data = [r for r in rows if r.object_type == "TABLE_DATA"]
         objects = [r for r in rows if r.kind is RowKind.OBJECT and r.object_type != "TABLE_DATA"]
         done = [r for r in data if r.done]
-        total_rows = sum(
-            (r.completed_rows or 0)
-            if r.done or record.operation == "IMPORT"
-            else (r.estimated_rows or 0)
-            for r in data
-        )
-        total_bytes = sum(r.size_estimate or r.completed_bytes or 0 for r in data)
-        done_bytes = sum(r.size_estimate or r.completed_bytes or 0 for r in done)
+        figures = _progress(data, done, record.operation)
         fields.update(
             phase="DATA" if data and len(done) < len(data) else ("METADATA" if objects else ""),
             degree=record.degree,
             completed_rows=sum(r.completed_rows or 0 for r in done),
-            total_rows=total_rows,
+            total_rows=figures.total_rows,
             completed_bytes=sum(r.completed_bytes or 0 for r in done),
-            total_bytes=total_bytes,
-            percent_done=(100.0 * done_bytes / total_bytes)
-            if total_bytes
+            total_bytes=figures.total_bytes,
+            percent_done=figures.percent
+            if data
             else (100.0 if record.state == "COMPLETED" else 0.0),
+            percent_by=figures.unit,
             completed_objects=sum(1 for r in objects if r.done),
             total_objects=len(objects),
             restart_count=record.restart_count,

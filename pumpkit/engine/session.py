@@ -57,7 +57,7 @@ from pumpkit.core.states import (
 from pumpkit.core.status import JobView, Status, StatusMask
 from pumpkit.core.templates import expand_template
 from pumpkit.engine.control import kill_dump_files, run_job
-from pumpkit.engine.progress import job_status, owner_alive
+from pumpkit.engine.progress import job_status, owner_alive, pid_alive
 from pumpkit.errors import (
     BadStateError,
     FileAccessError,
@@ -70,7 +70,8 @@ from pumpkit.errors import (
     UsageError,
 )
 from pumpkit.exitcodes import ExitCode
-from pumpkit.io.store import ControlStore, new_owner, open_store
+from pumpkit.io.store import ControlStore, new_owner, open_store, this_host
+from pumpkit.io.store.clients import add_client, live_clients, remove_client
 from pumpkit.io.usercode import load_object
 
 __all__ = ("Session",)
@@ -180,7 +181,11 @@ class Session:
         h = self._next_handle
         self._next_handle += 1
         self._handles[h] = _Handle(job_name)
+        add_client(self._store.location, job_name, this_host(), os.getpid(), h)
         return h
+
+    def _handle_gone(self, job_name: str, h: int) -> None:
+        remove_client(self._store.location, job_name, this_host(), os.getpid(), h)
 
     # -- OPEN, ATTACH, DETACH
 
@@ -364,6 +369,7 @@ class Session:
         """
         handle = self._handle(h)
         del self._handles[h]
+        self._handle_gone(handle.job_name, h)
         attached = await self._store.change_attached(handle.job_name, -1)
         record = await self._store.job(handle.job_name)
         if record is None or attached:
@@ -761,6 +767,7 @@ class Session:
                         break
                     await anyio.sleep(_WAIT_POLL)
         if self._handles.pop(h, None) is not None:
+            self._handle_gone(name, h)
             await self._store.change_attached(name, -1)
 
     async def continue_job(self, h: int) -> None:
@@ -812,12 +819,18 @@ class Session:
                 if lines or now is None or now.state != record.state:
                     break
                 await anyio.sleep(_WAIT_POLL)
-        status = await job_status(self._store, handle.job_name, mask, after=handle.log_seq)
-        if mask & StatusMask.WIP:
-            lines = await self._store.log_lines(handle.job_name, handle.log_seq)
-            if lines:
-                handle.log_seq = lines[-1][0]
-        return status
+        if not mask & StatusMask.WIP:
+            return await job_status(self._store, handle.job_name, mask, after=handle.log_seq)
+        # The new lines are read once, and the handle moves past exactly those: a line logged
+        # while the rest of the status is read comes with the next call, never lost (a client
+        # counting the lines it printed would print the last ones twice at the end).
+        lines = await self._store.log_lines(handle.job_name, handle.log_seq)
+        status = await job_status(
+            self._store, handle.job_name, mask & ~StatusMask.WIP, after=handle.log_seq
+        )
+        if lines:
+            handle.log_seq = lines[-1][0]
+        return msgspec.structs.replace(status, log_lines=tuple(t for _, _, t in lines))
 
     async def log_entry(self, h: int, message: str) -> None:
         """Add a line to the job's log. Valid in DEFINING, EXECUTING, IDLING, STOP PENDING,
@@ -849,7 +862,7 @@ class Session:
                     job_mode=record.job_mode,
                     state=state.value,
                     degree=record.degree,
-                    attached_sessions=record.attached_sessions,
+                    attached_sessions=self._attached(record),
                     owner_host=record.owner_host,
                     owner_pid=record.owner_pid,
                     owner_alive=owner_alive(record),
@@ -867,6 +880,12 @@ class Session:
         """The job's state as the jobs view shows it (NOT RUNNING included)."""
         record = await self._store.job(self._handle(h).job_name)
         return JobState.UNDEFINED if record is None else self._effective_state(record)
+
+    def _attached(self, record: JobRecord) -> int:
+        """ATTACHED: the clients that still run (a killed one never detached); the counter
+        for a job without markers."""
+        live = live_clients(self._store.location, record.job_name, this_host(), pid_alive)
+        return record.attached_sessions if live is None else min(live, record.attached_sessions)
 
     async def release(self, h: int) -> None:
         """Detach ``h`` if it is still attached (after WAIT_FOR_JOB or STOP_JOB it is not)."""

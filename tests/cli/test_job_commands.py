@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -26,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import pytest
 
+from pumpkit.engine.progress import executing_seconds
+from pumpkit.engine.session import Session
 from pumpkit.exitcodes import ExitCode
 from pumpkit.testing.sqlite_fixtures import compare_databases, table_row_counts
 
@@ -65,9 +69,11 @@ def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PUMPKIT_HOME"}
-    env["TERM"] = "dumb"
+def _env(term: str = "dumb") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PUMPKIT_HOME", "COLUMNS", "LINES")}
+    env["TERM"] = term
+    if term != "dumb":
+        env["COLUMNS"] = "200"  # room for the whole progress text beside the bar
     return env
 
 
@@ -207,7 +213,7 @@ class Terminal:
     process group of the terminal); a job's runner is in a session of its own and gets none.
     """
 
-    def __init__(self, *args: object, cwd: Path) -> None:
+    def __init__(self, *args: object, cwd: Path, term: str = "dumb") -> None:
         master, slave = os.openpty()
         try:
             self.proc = subprocess.Popen(
@@ -216,7 +222,7 @@ class Terminal:
                 stdout=slave,
                 stderr=slave,
                 cwd=cwd,
-                env=_env(),
+                env=_env(term),
                 start_new_session=True,
                 preexec_fn=_take_terminal,
             )
@@ -297,12 +303,12 @@ class Terminal:
 
 
 @contextlib.contextmanager
-def terminal(*args: object, cwd: Path) -> Iterator[Terminal]:
-    term = Terminal(*args, cwd=cwd)
+def terminal(*args: object, cwd: Path, term: str = "dumb") -> Iterator[Terminal]:
+    term_ = Terminal(*args, cwd=cwd, term=term)
     try:
-        yield term
+        yield term_
     finally:
-        term.close()
+        term_.close()
 
 
 def dump_files(directory: Path, prefix: str) -> list[Path]:
@@ -322,11 +328,32 @@ def assert_sound(directory: Path, prefix: str, source: Path) -> None:
 # -- 1. the interactive mode on a terminal -----------------------------------------------------
 
 
+_PERCENT = re.compile(rb"\[ *(\d+)%\]")
+
+
+def _percents(screen: bytes) -> list[int]:
+    """Every share the progress showed, in order."""
+    return [int(m.group(1)) for m in _PERCENT.finditer(screen)]
+
+
+def _history(home: Path, job: str) -> list[tuple[str, int, str, float]]:
+    async def read() -> list[tuple[str, int, str, float]]:
+        async with Session(home) as s:
+            return await s._store.history(job)
+
+    return anyio.run(read)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("term", ["dumb", "xterm-256color"])
 def test_interactive_mode_on_a_terminal_stop_then_attach_and_restart(
-    tmp_path: Path, home: Path, dumps: Path, big_db: Path
+    tmp_path: Path, home: Path, dumps: Path, big_db: Path, term: str
 ) -> None:
+    """Export, Ctrl-C, STATUS, PARALLEL, STOP_JOB; attach (its banner), START_JOB,
+    CONTINUE_CLIENT to the end: the progress never goes backwards, ends at 100 %, and the last
+    line gives the whole job's time over both legs. On a dumb terminal the progress is a line
+    redrawn with \\r; on one that can draw, rich's bar."""
     started = time.monotonic()
     with terminal(
         "export",
@@ -344,24 +371,26 @@ def test_interactive_mode_on_a_terminal_stop_then_attach_and_restart(
         "PTYJOB",
         *SLOW,
         cwd=tmp_path,
-    ) as term:
-        term.expect(b"Starting PTYJOB: EXPORT FULL, parallel 2")
+        term=term,
+    ) as term_:
+        term_.expect(b"Starting PTYJOB: EXPORT FULL, parallel 2")
         # The progress line, once rows are moving: workers hold granules and more wait.
-        term.expect(re.compile(rb"%\] executing, objects \d+/\d+, rows [1-9]"), timeout=60)
-        term.type(b"\x03")
-        term.expect(b"Export> ")
-        term.type(b"STATUS\r")
-        report = term.expect(b"Export> ")
+        term_.expect(re.compile(rb"%\] executing, rows [1-9][\d,]* of about [1-9]"), timeout=90)
+        term_.type(b"\x03")
+        term_.expect(b"Export> ")
+        term_.type(b"STATUS\r")
+        report = term_.expect(b"Export> ")
         assert "Job: PTYJOB" in report
         assert "Operation: EXPORT  Mode: FULL  State: EXECUTING" in report
         assert "Degree: 2" in report
-        term.type(b"PARALLEL=1\r")
-        assert "Degree of parallelism set to 1" in term.expect(b"Export> ")
-        term.type(b"STOP_JOB\r")
-        term.expect(b"Are you sure you wish to stop this job ([yes]/no): ")
-        term.type(b"yes\r")
-        assert term.wait(90) == ExitCode.STOPPED, term.rest
-        assert "Job PTYJOB stopped; restart it with `pumpkit attach PTYJOB`" in term.rest
+        term_.type(b"PARALLEL=1\r")
+        assert "Degree of parallelism set to 1" in term_.expect(b"Export> ")
+        term_.type(b"STOP_JOB\r")
+        term_.expect(b"Are you sure you wish to stop this job ([yes]/no): ")
+        term_.type(b"yes\r")
+        assert term_.wait(90) == ExitCode.STOPPED, term_.rest
+        assert "Job PTYJOB stopped; restart it with `pumpkit attach PTYJOB`" in term_.rest
+        first_leg = bytes(term_.output)
     stopped_after = time.monotonic() - started
 
     view = wait_for(
@@ -374,14 +403,40 @@ def test_interactive_mode_on_a_terminal_stop_then_attach_and_restart(
     assert view["owner_alive"] is False
     assert view["attached_sessions"] == 0
 
-    with terminal("attach", "PTYJOB", "--home", home, cwd=tmp_path) as term:
-        term.expect(b"Export> ")
-        term.type(b"START_JOB\r")
-        assert "Job PTYJOB started" in term.expect(b"Export> ")
-        term.type(b"CONTINUE_CLIENT\r")
-        term.expect(b"Job PTYJOB successfully completed", timeout=90)
-        assert term.wait(30) == ExitCode.OK, term.rest
+    with terminal("attach", "PTYJOB", "--home", home, cwd=tmp_path, term=term) as term_:
+        banner = term_.expect(b"Export> ")
+        # expdp's ATTACH: the job's status first.
+        assert banner.index("Job: PTYJOB") < banner.index("State: IDLING"), banner
+        term_.type(b"START_JOB\r")
+        assert "Job PTYJOB started" in term_.expect(b"Export> ")
+        term_.type(b"CONTINUE_CLIENT\r")
+        term_.expect(b"Restart 1: ", timeout=60)
+        done_line = term_.expect(
+            re.compile(rb"Job PTYJOB successfully completed in [\d.]+ s over 2 runs"), timeout=120
+        )
+        assert term_.wait(30) == ExitCode.OK, term_.rest
+        second_leg = bytes(term_.output)
     assert "PTYJOB" not in jobs(home)  # completed, no KEEP_MASTER: its control table is gone
+
+    # The progress never went backwards, over both legs, and ended at 100 %.
+    shown = _percents(first_leg) + _percents(second_leg)
+    assert shown and shown == sorted(shown), shown
+    assert re.search(rb"\[100%\] completed, rows [1-9]", second_leg), second_leg[-2000:]
+    assert "Metadata written for 0 objects" not in second_leg.decode(errors="replace")
+    # The last line's time is the whole job's: both legs, as the job's state history has them.
+    history = _history(home, "PTYJOB")
+    guids = {g for g, _, state, _ in history if state == "EXECUTING"}
+    [guid] = guids
+    moves = [(state, at) for g, _, state, at in history if g == guid]
+    legs = [
+        following[1] - at
+        for (state, at), following in itertools.pairwise(moves)
+        if state == "EXECUTING"
+    ]
+    assert len(legs) == 2, moves
+    said = float(re.search(r"completed in ([\d.]+) s", done_line).group(1))  # type: ignore[union-attr]
+    assert said == round(executing_seconds(history, guid, now=moves[-1][1]), 1)
+    assert said > max(legs)  # not the last leg only
 
     copy = tmp_path / "copy.db"
     done = pumpkit(

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 import pumpkit
+import pumpkit.io.store.sqlite as sqlite_store
 from pumpkit.io.dumpset.verify import verify_paths
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -353,12 +354,17 @@ async def test_a_job_failing_at_once_is_recorded_every_time(tmp_path: Path) -> N
 
 
 @pytest.mark.asyncio
-async def test_a_cancelled_store_call_leaves_the_store_usable(tmp_path: Path) -> None:
+async def test_a_cancelled_store_call_leaves_the_store_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A store call cancelled mid-transaction must not leave the connection in it.
 
     (This is how a job's failure gets lost: the control coroutine's command poll is
     cancelled when the job fails, and the next store call, the failure's log line, raises.)
+    The store's wait for a lock is made short: the cancelled call's thread waits it out
+    (30 s by default) before the next call can run.
     """
+    monkeypatch.setattr(sqlite_store, "OPEN_TIMEOUT", 2.0)
     source = tmp_path / "src.db"
     make_database(source, rows=10)
     home = tmp_path / "home"

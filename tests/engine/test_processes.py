@@ -424,14 +424,19 @@ async def test_set_parallel_from_another_process_changes_the_busy_workers(baseli
         )
         await s.start_job(h, detached=True)
         before: list[int] = []
-        # Before the change: from the first busy worker on, for a while.
-        deadline = None
-        while deadline is None or time.monotonic() < deadline:
+        # Before the change: from the first busy worker on, until a granule is done and the
+        # worker is busy with the next one (a hand-over, where a second worker would show).
+        done_at_first = None
+        handed_over = False
+        while not handed_over:
             busy = await _busy(s, h)
             assert busy is not None, f"the job ended before SET_PARALLEL: {await job_log(s, name)}"
             before.append(busy)
-            if busy and deadline is None:
-                deadline = time.monotonic() + 0.3
+            done, _, _ = await granule_counts(s, name)
+            if busy and done_at_first is None:
+                done_at_first = done
+            elif busy and done_at_first is not None and done > done_at_first:
+                handed_over = True
             await anyio.sleep(0.01)
         done_at_change, _, total = await granule_counts(s, name)
         go.touch()

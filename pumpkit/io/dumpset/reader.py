@@ -262,6 +262,11 @@ class DumpSetReader:
             self._release(location)
         return data
 
+    def release(self, location: Location) -> None:
+        """Let the pages of the map under ``location`` go (a frame whose payload is no longer
+        used): a reader that walks a whole set keeps resident only what it reads now."""
+        self._release(location)
+
     def _release(self, location: Location) -> None:
         rf = self._files[location.fileid]
         if rf.map is None:

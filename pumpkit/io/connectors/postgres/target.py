@@ -496,8 +496,7 @@ class PgTarget(Target):
             )
         except asyncpg.PostgresError as exc:
             raise ConnectorError(
-                f"cannot make pumpkit's marker table public.{MARKER_TABLE} for role {role!r}:"
-                f" {exc}"
+                f"cannot make pumpkit's marker table public.{MARKER_TABLE} for role {role!r}: {exc}"
             ) from None
         finally:
             await _set_role(self.conn, role)
