@@ -1,4 +1,4 @@
-"""Peak RSS of import, verify and ls of memory bombs, each in a child process of its own.
+"""Peak RSS of import, verify, ls and cat (JSON lines) of memory bombs, each in a child process of its own.
 
 The bombs are those of tests/hostile/test_bounded_memory.py (``tests/hostile/bombs.py``):
 a real export whose table's frames are replaced, every checksum right. Printed: one line per
@@ -32,6 +32,8 @@ def outcome(result: dict[str, object]) -> str:
         return "sound" if result["sound"] else f"{len(faults)} faults"  # type: ignore[arg-type]
     if "objects" in result:
         return "listed"
+    if "exit" in result:
+        return f"exit {result['exit']}"
     return f"{result.get('error')}: {str(result.get('message'))[-70:]}"
 
 
@@ -51,7 +53,7 @@ def main() -> None:
         directory = root / label.replace(" ", "_")
         paths = bomb(exported, directory / "dump", frames, size)
         disk = sum(p.stat().st_size for p in paths)
-        for what in ("verify", "ls", "import"):
+        for what in ("verify", "ls", "cat", "import"):
             result = measure(what, paths[0], directory / "target.db", directory / "home")
             peak = int(result["peak_rss"])  # type: ignore[call-overload]
             print(f"{label:<34} {disk:>10,} {what:<7} {peak / MB:>6.0f} MB  {outcome(result)}")

@@ -196,3 +196,38 @@ def test_a_bad_set_file_name_is_located_at_its_string(index: int) -> None:
     offset = info.value.offset
     assert offset is not None
     assert msgspec.msgpack.decode(data[offset : skip(data, offset)]) == names[index]
+
+
+def test_a_copy_row_claiming_more_than_a_frame_is_refused_before_it_is_held() -> None:
+    """A field length is a claim: the COPY decoder holds no more than one frame's worth of
+    bytes for a row that is not complete."""
+    from pumpkit.core.pgcopy import SIGNATURE, CopyDecoder
+    from pumpkit.errors import CopyFormatError
+
+    decoder = CopyDecoder(["text"], ["t"])
+    head = SIGNATURE + b"\x00" * 8
+    claim = (1).to_bytes(2, "big") + (0x7FFF_FFFF).to_bytes(4, "big")
+    assert decoder.feed(head + claim + b"x" * 1000) == []  # waiting for the field
+    with pytest.raises(CopyFormatError, match="more than the 67,108,864"):
+        decoder.feed(b"x" * 1000)
+
+
+def test_file_rows_of_a_control_table_are_judged_by_their_names() -> None:
+    from pumpkit.core.dumpset import file_row_faults
+
+    columns = ["process_order", "object_type", "user_file_name", "file_name"]
+    rows = [
+        [-3, "FILE", "exp%U.dmp", "/home/me/exp01.dmp"],  # the exporter's path: a record
+        [-3, "FILE", "../x%U.dmp", "/home/me/exp01.dmp"],
+        [-3, "FILE", "exp%U.dmp", "/home/me/../../etc/passwd"],
+        [-3, "FILE", "exp%U.dmp", "exp\x0001.dmp"],
+        [-3, "FILE", 5, None],
+        [1, "TABLE", "../not-a-file-row", None],
+    ]
+    faults = [(f.row, f.column) for f in file_row_faults(columns, rows)]
+    assert faults == [
+        (1, "user_file_name"),
+        (2, "file_name"),
+        (3, "file_name"),
+        (4, "user_file_name"),
+    ]

@@ -89,6 +89,13 @@ try:
         from pumpkit.io.dumpset.verify import verify_paths
         report = verify_paths([path])
         out = {"sound": report.sound, "faults": [str(f) for f in report.faults]}
+    elif what == "cat":
+        import contextlib, os
+        from pumpkit.cli.main import main
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            with contextlib.redirect_stderr(null):
+                code = main(["cat", path, "kv", "--format", "jsonl"])
+        out = {"exit": code}
     elif what == "ls":
         from pumpkit.io.dumpset.reader import DumpSetReader
         with DumpSetReader.open([path]) as reader:
@@ -104,7 +111,7 @@ print(json.dumps(out))
 
 
 def measure(what: str, path: Path, target: Path, home: Path) -> dict[str, Any]:
-    """Run ``what`` (import, verify, ls) of the set of ``path`` in a child process; what it
+    """Run ``what`` (import, verify, ls, cat) of the set of ``path`` in a child process; what it
     said, and its peak RSS in bytes (``peak_rss``)."""
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, what, str(path), str(target), str(home)],

@@ -25,8 +25,9 @@ from pumpkit.core.catalog import TableDef
 from pumpkit.core.control_table import ControlRow, FrameRef, decode_frames, table_def_of
 from pumpkit.core.frame import Location
 from pumpkit.core.jobplan import plan_import
+from pumpkit.core.limits import ROW_CHUNK_BYTES
 from pumpkit.core.pgcopy import CopyDecoder
-from pumpkit.core.rowcodec import Batch, decode_rows
+from pumpkit.core.rowcodec import Batch, iter_rows
 from pumpkit.errors import CopyFormatError, CorruptDumpError, DumpError, UsageError
 from pumpkit.io.dumpset.files import existing_set_files
 from pumpkit.io.dumpset.info import get_dumpfile_info
@@ -158,18 +159,19 @@ def table_rows(
     for granule in table.granules:
         copy = _copy_decoder(table) if table.table.row_format == "pgcopy" else None
         for ref in granule:
-            rows = _frame_rows(reader, table, ref, copy)
-            if picked is not None:
-                rows = [tuple(r[p] for p in picked) for r in rows]
-            elif skip:
-                rows = [tuple(r[skip:]) for r in rows]
-            if left is not None:
-                rows = rows[:left]
-                left -= len(rows)
-            if rows:
-                yield rows
-            if left == 0:
-                return
+            for chunk in _frame_rows(reader, table, ref, copy):
+                rows = chunk
+                if picked is not None:
+                    rows = [tuple(r[p] for p in picked) for r in rows]
+                elif skip:
+                    rows = [tuple(r[skip:]) for r in rows]
+                if left is not None:
+                    rows = rows[:left]
+                    left -= len(rows)
+                if rows:
+                    yield rows
+                if left == 0:
+                    return
         if copy is not None:
             try:
                 copy.finish()
@@ -186,21 +188,36 @@ def _copy_decoder(table: SetTable) -> CopyDecoder:
 
 def _frame_rows(
     reader: DumpSetReader, table: SetTable, ref: FrameRef, copy: CopyDecoder | None
-) -> list[Row]:
+) -> Iterator[list[Row]]:
+    """The rows of one frame, a chunk at a time (``pumpkit.core.limits``: what a frame
+    decodes to stays near its size whatever it holds)."""
     location = Location(ref.fileid, ref.position, ref.length)
     payload = reader.read(location)
     path = str(reader.path_of(ref.fileid))
     try:
         if copy is not None:
-            try:
-                return copy.feed(payload)
-            except CopyFormatError as exc:
-                raise CorruptDumpError(
-                    f"rows of table {table.name} do not decode: {exc}",
-                    path=path,
-                    offset=ref.position,
-                ) from None
-        return decode_rows(Batch(payload, ref.rows, path, ref.position), table=table.name)
+            view = memoryview(payload).cast("B")
+            for start in range(0, view.nbytes, ROW_CHUNK_BYTES):
+                try:
+                    yield copy.feed(view[start : start + ROW_CHUNK_BYTES])
+                except CopyFormatError as exc:
+                    raise CorruptDumpError(
+                        f"rows of table {table.name} do not decode: {exc}",
+                        path=path,
+                        offset=ref.position,
+                    ) from None
+            del view
+            return
+        batch = Batch(payload, ref.rows, path, ref.position)
+        chunks = iter_rows(batch, table=table.name, columns=len(table.table.columns))
+        if ref.rows > 1:
+            yield from chunks
+            return
+        # One row (a big one, as often as not): its frame's bytes go before it is rendered,
+        # which may take twice its size again (hex text).
+        rows = [row for chunk in chunks for row in chunk]
     finally:
         del payload
         reader.release(location)
+    del batch, chunks
+    yield rows
